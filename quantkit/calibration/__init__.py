@@ -1,0 +1,1 @@
+"""Static post-training calibration: data adapters, settings and the scale computation."""

@@ -1,0 +1,1 @@
+"""The PaddleSlim PTQ tutorial (MobileNetV1 on MNIST) as one command: `quantkit demo`."""

@@ -1,0 +1,104 @@
+"""The tutorial end to end: train, save FP32, calibrate, save INT8, evaluate both."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from quantkit.datasets import mnist
+from quantkit.demo.train import TrainSettings, train_mobilenet
+from quantkit.evaluation import evaluate_inference_model
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    train: TrainSettings = field(default_factory=TrainSettings)
+    calib_batch_size: int = 32
+    calib_batch_nums: int = 10
+    algo: str = "hist"
+    eval_limit: int | None = None  # None: the full 10k test set
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    fp32_top1: float
+    int8_top1: float
+    eval_images: int
+    fp32_bytes: int
+    int8_bytes: int
+    train_seconds: float
+    calibration_seconds: float
+    total_seconds: float
+    fp32_dir: str
+    int8_dir: str
+    settings: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class DemoProgress:
+    """Callbacks the CLI hooks progress bars to; all optional."""
+
+    def stage(self, name: str, total: int | None) -> Callable[[int], None]:
+        return lambda advance: None
+
+
+def model_bytes(folder: Path, names: tuple[str, ...]) -> int:
+    return sum((folder / name).stat().st_size for name in names)
+
+
+def run_demo(out_dir: Path, settings: DemoSettings = DemoSettings(),
+             progress: DemoProgress = DemoProgress()) -> DemoResult:
+    """Run the tutorial into `out_dir` (`fp32/` and `int8/` inference models)."""
+    import quantkit as slim  # the tutorial's own spelling: `import paddleslim as slim`
+
+    from quantkit.calibration.config import CalibrationConfig
+
+    CalibrationConfig(algo=settings.algo, batch_size=settings.calib_batch_size,
+                      batch_nums=settings.calib_batch_nums)  # refuse bad settings before training
+    started = time.perf_counter()
+    train_data = mnist.load("train")
+    test_data = mnist.load("test", settings.eval_limit)
+
+    advance = progress.stage("train", settings.train.steps)
+    trained = train_mobilenet(train_data, out_dir / "fp32", settings.train,
+                              on_step=lambda step, loss: advance(1))
+    train_seconds = time.perf_counter() - started
+
+    advance = progress.stage("evaluate FP32", len(test_data))
+    fp32 = evaluate_inference_model(trained.model_dir, test_data.images, test_data.labels,
+                                    trained.model_filename, trained.params_filename,
+                                    on_batch=advance)
+
+    progress.stage("calibrate", None)
+    import paddle
+
+    quantized = slim.quant.quant_post_static(
+        executor=paddle.static.Executor(paddle.CPUPlace()),
+        model_dir=str(trained.model_dir),
+        quantize_model_path=str(out_dir / "int8"),
+        sample_generator=mnist.train(),
+        model_filename=trained.model_filename,
+        params_filename=trained.params_filename,
+        batch_size=settings.calib_batch_size,
+        batch_nums=settings.calib_batch_nums,
+        algo=settings.algo,
+        scope=paddle.static.Scope(),
+    )
+
+    advance = progress.stage("evaluate INT8", len(test_data))
+    int8 = evaluate_inference_model(quantized.path, test_data.images, test_data.labels,
+                                    quantized.model_file.name, quantized.params_file.name,
+                                    on_batch=advance)
+    return DemoResult(
+        fp32_top1=fp32.top1, int8_top1=int8.top1, eval_images=fp32.total,
+        fp32_bytes=model_bytes(trained.model_dir, (trained.model_filename,
+                                                   trained.params_filename)),
+        int8_bytes=model_bytes(quantized.path, (quantized.model_file.name,
+                                                quantized.params_file.name)),
+        train_seconds=train_seconds, calibration_seconds=quantized.seconds,
+        total_seconds=time.perf_counter() - started,
+        fp32_dir=str(trained.model_dir), int8_dir=str(quantized.path),
+        settings=asdict(settings))

@@ -1,0 +1,279 @@
+"""Find a Paddle inference model on disk and refuse what quantkit cannot work on, before any work.
+
+Checks run on the files alone (protobuf parsing, byte counts), so a corrupt model gives a
+one-line error instead of a native crash inside Paddle, and nothing is written on failure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from quantkit.errors import QuantkitError
+
+# Ops that carry control flow. Any op with a sub-block attribute counts too.
+CONTROL_FLOW_OPS = frozenset({
+    "conditional_block", "conditional_block_infer", "while", "recurrent", "select_input",
+    "select_output", "pylayer", "static_pylayer", "cond", "if", "switch_case",
+})
+
+_PIR_RESAVE_HINT = (
+    "quantkit needs the legacy program format: re-export it with the old IR by running your "
+    "export script with FLAGS_enable_pir_api=0 in the environment (for example "
+    "'FLAGS_enable_pir_api=0 python export.py'; inside Python, wrap the save in "
+    "'with paddle.pir_utils.OldIrGuard():'), so paddle.jit.save / "
+    "paddle.static.save_inference_model write model.pdmodel + model.pdiparams")
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """A model input: its name, its shape (-1 for batch or dynamic axes) and numpy dtype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class InferenceModel:
+    """A checked inference model: where its files are and what its program holds."""
+
+    model_dir: Path
+    model_file: Path
+    params_file: Path | None  # None: parameters saved one file per variable
+    op_types: tuple[str, ...]
+    feeds: tuple[FeedSpec, ...]
+    fetch_names: tuple[str, ...]
+
+    @property
+    def feed_names(self) -> tuple[str, ...]:
+        return tuple(feed.name for feed in self.feeds)
+
+    @property
+    def model_filename(self) -> str:
+        return self.model_file.name
+
+    @property
+    def params_filename(self) -> str | None:
+        return self.params_file.name if self.params_file else None
+
+
+def locate_model_files(model_dir: str | Path, model_filename: str | None = None,
+                       params_filename: str | None = None) -> tuple[Path, Path | None]:
+    """Resolve the program and parameter files the way `load_inference_model` would.
+
+    With no file names given, a folder holding exactly one `*.pdmodel` uses it and its
+    `*.pdiparams` twin (the common PaddleSlim call with `model_filename=None`).
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise QuantkitError(f"model folder not found: {model_dir}")
+    if model_filename is None:
+        _refuse_pir(model_dir)
+        candidates = sorted(model_dir.glob("*.pdmodel"))
+        if (model_dir / "__model__").is_file():
+            model_file = model_dir / "__model__"
+        elif len(candidates) == 1:
+            model_file = candidates[0]
+            if params_filename is None and model_file.with_suffix(".pdiparams").exists():
+                params_filename = model_file.with_suffix(".pdiparams").name
+        elif candidates:
+            raise QuantkitError(
+                f"{model_dir} holds several models ({', '.join(p.name for p in candidates)}): "
+                "pass model_filename and params_filename")
+        else:
+            raise QuantkitError(f"no model file in {model_dir}: expected a *.pdmodel file")
+    else:
+        model_file = model_dir / model_filename
+        if model_file.suffix == ".json":
+            _refuse_pir(model_dir, model_file)
+        if not model_file.is_file():
+            _refuse_pir(model_dir)
+            raise QuantkitError(f"model file not found: {model_file}")
+    params_file = model_dir / params_filename if params_filename else None
+    if params_file is not None and not params_file.is_file():
+        raise QuantkitError(f"params file not found: {params_file}")
+    return model_file, params_file
+
+
+def _refuse_pir(model_dir: Path, model_file: Path | None = None) -> None:
+    pir_files = [model_file] if model_file else sorted(model_dir.glob("*.json"))
+    for candidate in pir_files:
+        if candidate.is_file() and _looks_like_pir(candidate):
+            raise QuantkitError(f"{candidate} is a PIR program (Paddle 3.x default); "
+                                f"{_PIR_RESAVE_HINT}")
+
+
+def _looks_like_pir(path: Path) -> bool:
+    head = path.read_bytes()[:4096].lstrip()
+    return head.startswith(b"{") and (b'"program"' in head or b'"base_code"' in head
+                                      or b'"magic"' in head or b"pir" in head.lower())
+
+
+def check_inference_model(model_dir: str | Path, model_filename: str | None = None,
+                          params_filename: str | None = None) -> InferenceModel:
+    """Locate and validate a model; raise QuantkitError naming the file or ops at fault."""
+    model_file, params_file = locate_model_files(model_dir, model_filename, params_filename)
+    program = _parse_program(model_file)
+    _refuse_control_flow(program, model_file)
+    if params_file is not None:
+        _check_combined_params_size(program, params_file)
+    else:
+        _check_separate_params_exist(program, model_file.parent)
+    ops = program.blocks[0].ops
+    return InferenceModel(
+        model_dir=model_file.parent,
+        model_file=model_file,
+        params_file=params_file,
+        op_types=tuple(op.type for op in ops),
+        feeds=_feed_specs(program),
+        fetch_names=tuple(_io_names(ops, "fetch", "X")),
+    )
+
+
+def _framework_proto():
+    from paddle.base.proto import framework_pb2  # deferred: importing it loads paddle
+    return framework_pb2
+
+
+def _parse_program(model_file: Path):
+    from google.protobuf.message import DecodeError
+
+    proto = _framework_proto()
+    program = proto.ProgramDesc()
+    data = model_file.read_bytes()
+    if not data:
+        raise QuantkitError(f"model file is empty: {model_file}")
+    try:
+        program.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise QuantkitError(f"model file is corrupt or not a Paddle program: {model_file} "
+                            f"({exc})") from None
+    if not program.blocks or not program.blocks[0].ops:
+        raise QuantkitError(f"model file holds no operators: {model_file}")
+    return program
+
+
+def _refuse_control_flow(program, model_file: Path) -> None:
+    proto = _framework_proto()
+    block_attr_types = {proto.AttrType.BLOCK, proto.AttrType.BLOCKS}
+    found: dict[str, int] = {}
+    for block in program.blocks:
+        for op in block.ops:
+            has_sub_block = any(attr.type in block_attr_types for attr in op.attrs)
+            if op.type in CONTROL_FLOW_OPS or has_sub_block:
+                found[op.type] = found.get(op.type, 0) + 1
+    if found:
+        listed = ", ".join(f"{name} (x{count})" for name, count in sorted(found.items()))
+        raise QuantkitError(
+            f"{model_file} contains control-flow ops: {listed}; static post-training "
+            "quantization needs a straight-line graph: export the model without "
+            "data-dependent branches or loops (or quantize the sub-graphs separately)")
+
+
+def _persistable_tensors(program):
+    proto = _framework_proto()
+    for var in program.blocks[0].vars:
+        if var.persistable and var.type.type == proto.VarType.LOD_TENSOR:
+            yield var
+
+
+def _check_combined_params_size(program, params_file: Path) -> None:
+    """Walk the records of a combined params file and check they fit the program.
+
+    `save_combine` writes, per persistable tensor in name order: u32 version, u64 LoD
+    level count (+ each level's u64 byte size and data), u32 tensor version, i32 size of
+    the TensorDesc proto, the proto, then the raw data. Quantized models store int8 data
+    for float-declared weights, so sizes are read from the file's own descriptors.
+    """
+    import struct
+
+    proto = _framework_proto()
+    element_bytes = {
+        proto.VarType.BOOL: 1, proto.VarType.INT8: 1, proto.VarType.UINT8: 1,
+        proto.VarType.INT16: 2, proto.VarType.FP16: 2, proto.VarType.BF16: 2,
+        proto.VarType.INT32: 4, proto.VarType.FP32: 4,
+        proto.VarType.INT64: 8, proto.VarType.FP64: 8,
+    }
+    names = sorted(var.name for var in _persistable_tensors(program))
+    size = params_file.stat().st_size
+    position = 0
+    with params_file.open("rb") as handle:
+        for index, name in enumerate(names):
+            def read(count: int) -> bytes:
+                nonlocal position
+                data = handle.read(count)
+                position += len(data)
+                if len(data) < count:
+                    raise QuantkitError(
+                        f"params file is truncated: {params_file} ends inside parameter "
+                        f"'{name}' ({index + 1} of {len(names)}) at byte {size}")
+                return data
+
+            read(4)
+            (lod_levels,) = struct.unpack("<Q", read(8))
+            for _ in range(lod_levels):
+                (level_bytes,) = struct.unpack("<Q", read(8))
+                read(level_bytes)
+            read(4)
+            (desc_size,) = struct.unpack("<i", read(4))
+            desc = proto.VarType.TensorDesc()
+            try:
+                desc.ParseFromString(read(desc_size))
+            except Exception:  # noqa: BLE001 - any decode failure means a corrupt file
+                raise QuantkitError(f"params file is corrupt: {params_file} (bad descriptor "
+                                    f"of parameter '{name}')") from None
+            numel = 1
+            for dim in desc.dims:
+                numel *= dim
+            data_bytes = numel * element_bytes.get(desc.data_type, 4)
+            if position + data_bytes > size:
+                raise QuantkitError(
+                    f"params file is truncated: {params_file} ends inside parameter "
+                    f"'{name}' ({index + 1} of {len(names)}) at byte {size}")
+            handle.seek(data_bytes, 1)
+            position += data_bytes
+    if position != size:
+        raise QuantkitError(f"params file does not match its model: {params_file} has "
+                            f"{size - position} bytes after the model's {len(names)} parameters")
+
+
+def _check_separate_params_exist(program, folder: Path) -> None:
+    missing = [var.name for var in _persistable_tensors(program)
+               if not (folder / var.name).is_file()]
+    if missing:
+        raise QuantkitError(f"parameter files missing in {folder}: {', '.join(missing[:5])}"
+                            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                            + " (pass params_filename if the parameters are in one file)")
+
+
+def _io_names(ops, op_type: str, slot: str) -> list[str]:
+    names = []
+    for op in ops:
+        if op.type == op_type:
+            for var in op.inputs if slot == "X" else op.outputs:
+                if var.parameter == slot:
+                    names.extend(var.arguments)
+    return names
+
+
+def _feed_specs(program) -> tuple[FeedSpec, ...]:
+    proto = _framework_proto()
+    dtype_names = {
+        proto.VarType.BOOL: "bool", proto.VarType.INT8: "int8", proto.VarType.UINT8: "uint8",
+        proto.VarType.INT16: "int16", proto.VarType.INT32: "int32",
+        proto.VarType.INT64: "int64", proto.VarType.FP16: "float16",
+        proto.VarType.FP32: "float32", proto.VarType.FP64: "float64",
+    }
+    block = program.blocks[0]
+    var_descs = {var.name: var for var in block.vars}
+    columns = []
+    for op in block.ops:
+        if op.type != "feed":
+            continue
+        column = next((attr.i for attr in op.attrs if attr.name == "col"), len(columns))
+        for name in _io_names([op], "feed", "Out"):
+            tensor = var_descs[name].type.lod_tensor.tensor
+            spec = FeedSpec(name, tuple(int(d) for d in tensor.dims),
+                            dtype_names.get(tensor.data_type, "float32"))
+            columns.append((column, spec))
+    return tuple(spec for _, spec in sorted(columns, key=lambda item: item[0]))

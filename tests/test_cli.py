@@ -1,0 +1,41 @@
+"""The `quantkit` console script, run as a user would."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+QUANTKIT = str(Path(sys.executable).with_name("quantkit"))
+
+
+def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([QUANTKIT, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_demo():
+    result = _run("--help")
+    assert result.returncode == 0 and "demo" in result.stdout
+
+
+@pytest.mark.slow
+def test_short_demo_writes_both_models_and_the_table(tmp_path):
+    out = tmp_path / "demo"
+    result = _run("demo", "--scale", "0.25", "--steps", "40", "--eval-limit", "500",
+                  "--algo", "abs_max", "--out", str(out), "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "FP32" in result.stdout and "INT8 (abs_max)" in result.stdout
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["eval_images"] == 500
+    assert 0.0 <= record["int8_top1"] <= 1.0 and 0.0 <= record["fp32_top1"] <= 1.0
+    assert record["int8_bytes"] < record["fp32_bytes"]  # onnx_format stores int8 weights
+    assert (out / "fp32" / "fp32.pdmodel").is_file() and (out / "int8" / "model.pdmodel").is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_demo_bad_algo_is_one_line_exit_2(tmp_path):
+    result = _run("demo", "--steps", "1", "--algo", "nope", "--out", str(tmp_path / "d"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: unknown algo 'nope'")
