@@ -53,6 +53,55 @@ def demo(out_dir, scale, steps, algo, eval_limit, json_path) -> None:
             click.echo("(artifacts were in a temporary folder; pass --out DIR to keep them)")
 
 
+@main.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--target", "-t", required=True,
+              help="A shipped profile name (see 'quantkit targets') or a PROFILE.toml path.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Artifact folder to create.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option("--model-filename", default=None, help="Program file inside MODEL_DIR.")
+@click.option("--params-filename", default=None, help="Params file inside MODEL_DIR.")
+def convert(model_dir, target, out_dir, force, model_filename, params_filename) -> None:
+    """Convert a (calibrated) Paddle model into what TARGET runs."""
+    from quantkit.targets.convert import convert as convert_model
+
+    with _user_errors():
+        artifact = convert_model(model_dir, target, out_dir, force=force,
+                                 model_filename=model_filename,
+                                 params_filename=params_filename)
+    click.echo(f"{artifact.target}: {', '.join(artifact.files)} in {out_dir} "
+               f"({artifact.size_bytes / 1e6:.2f} MB, {artifact.precision}, "
+               f"{artifact.backend})")
+
+
+@main.command()
+def targets() -> None:
+    """List the shipped target profiles and whether this machine can run each."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from quantkit.targets.convert import target_statuses
+
+    table = Table(title="quantkit targets")
+    for column in ("target", "backend", "precision", "device", "runs here", "why / on what"):
+        table.add_column(column)
+    for status in target_statuses():
+        profile, available = status.profile, status.availability
+        table.add_row(profile.name, profile.backend, profile.precision, profile.device,
+                      "yes" if available.can_run else "no", available.reason)
+    Console(width=160).print(table)
+
+
+@main.command()
+def doctor() -> None:
+    """Print the environment: library versions, CPU ISA, GPU and TensorRT presence."""
+    from quantkit.doctor import environment_report
+
+    for key, value in environment_report().items():
+        click.echo(f"{key:<22} {value}")
+
+
 class _user_errors:
     """Print QuantkitError as one line on stderr and exit 2, instead of a traceback."""
 

@@ -1,6 +1,8 @@
 """Shared fixtures: one small MobileNetV1 trained on real MNIST, reused by the session."""
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,11 @@ def trained_model_dir(tmp_path_factory) -> Path:
     from quantkit.demo.train import TrainSettings, train_mobilenet
 
     out = tmp_path_factory.mktemp("inference_model")
+    reuse = os.environ.get("QUANTKIT_TEST_MODEL_DIR")  # a developer's shortcut, unset in CI
+    if reuse:
+        for name in ("fp32.pdmodel", "fp32.pdiparams"):
+            shutil.copyfile(Path(reuse) / name, out / name)
+        return out
     train_mobilenet(mnist.load("train"), out,
                     TrainSettings(scale=SHARED_MODEL_SCALE, steps=SHARED_MODEL_STEPS))
     return out

@@ -1,0 +1,44 @@
+"""`quantkit doctor`: what this machine offers, in one place (versions, ISA, GPU)."""
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import platform
+import sys
+
+_PACKAGES = ("quantkit", "paddlepaddle", "paddlepaddle-gpu", "paddlelite", "paddle2onnx",
+             "onnx", "onnxruntime", "numpy")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment_report() -> dict[str, str]:
+    from quantkit.targets.machine import cpu_isa, gpu_status
+
+    report = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in _PACKAGES:
+        version = _version(name)
+        if version or name != "paddlepaddle-gpu":
+            report[name] = version or "not installed"
+    isa = cpu_isa()
+    report["cpu"] = isa.summary
+    report["cpu int8 path"] = ("VNNI (fast int8 dot products)" if isa.vnni else
+                               "AVX2 u8s8 without VNNI (int16 intermediate sums)"
+                               if "avx2" in isa.flags else "no AVX2: int8 kernels unavailable")
+    try:
+        gpu = gpu_status()
+        report["gpu"] = gpu.nvidia_smi or "none visible"
+        report["tensorrt target"] = gpu.reason
+    except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
+        report["gpu"] = f"unknown ({exc})"
+    try:
+        import onnxruntime
+
+        report["onnxruntime providers"] = ", ".join(onnxruntime.get_available_providers())
+    except Exception as exc:  # noqa: BLE001
+        report["onnxruntime providers"] = f"unavailable ({exc})"
+    return report

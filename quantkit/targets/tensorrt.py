@@ -1,0 +1,158 @@
+"""NVIDIA GPUs through Paddle Inference + TensorRT, kept as a plain serialisable recipe.
+
+CPU builds of Paddle raise on `enable_tensorrt_engine` ("compile with TENSORRT"), so the
+settings live in `TensorRtRecipe` (printable, saved in the artifact) and are applied to a
+`paddle.inference.Config` only where CUDA and TensorRT exist.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from quantkit.errors import QuantkitError
+from quantkit.model_files import InferenceModel
+from quantkit.targets.base import Artifact, Availability, is_quantized
+from quantkit.targets.profile import TargetProfile
+
+SHAPE_RANGE_FILE = "shape_range_info.pbtxt"
+ENGINE_CACHE_DIR = "trt_engine_cache"
+_OPTION_KEYS = {"workspace_size", "min_subgraph_size", "max_batch_size", "use_static",
+                "gpu_memory_mb", "device_id", "collect_shapes", "use_cuda_graph"}
+
+
+@dataclass(frozen=True)
+class TensorRtRecipe:
+    """Everything `enable_tensorrt_engine` and its companions need, as data."""
+
+    precision: str  # "int8" | "fp32"
+    use_calib_mode: bool  # True: TensorRT calibrates an FP32 model at run time
+    workspace_size: int = 1 << 30
+    max_batch_size: int = 1
+    min_subgraph_size: int = 3
+    use_static: bool = True  # serialise engines into the cache dir, reuse across runs
+    use_cuda_graph: bool = False
+    gpu_memory_mb: int = 256
+    device_id: int = 0
+    # feed name -> shape, for dynamic shapes given in the profile
+    min_shapes: dict = field(default_factory=dict)
+    opt_shapes: dict = field(default_factory=dict)
+    max_shapes: dict = field(default_factory=dict)
+    # collect shapes with collect_shape_range_info, then enable_tuned_tensorrt_dynamic_shape
+    collect_shapes: bool = False
+
+    @classmethod
+    def for_model(cls, profile: TargetProfile, quantized: bool) -> "TensorRtRecipe":
+        options = dict(profile.options)
+        unknown = sorted(set(options) - _OPTION_KEYS)
+        if unknown:
+            raise QuantkitError(f"unknown option '{unknown[0]}' for backend tensorrt in "
+                                f"{profile.source or profile.name} (known: "
+                                f"{', '.join(sorted(_OPTION_KEYS))})")
+        ranges = profile.dynamic_shapes
+        return cls(
+            precision=profile.precision,
+            # A calibrated (QDQ) model carries its scales: TensorRT must not recalibrate.
+            use_calib_mode=profile.precision == "int8" and not quantized,
+            workspace_size=int(options.get("workspace_size", 1 << 30)),
+            max_batch_size=int(options.get("max_batch_size", max(profile.batch_sizes))),
+            min_subgraph_size=int(options.get("min_subgraph_size", 3)),
+            use_static=bool(options.get("use_static", True)),
+            use_cuda_graph=bool(options.get("use_cuda_graph", False)),
+            gpu_memory_mb=int(options.get("gpu_memory_mb", 256)),
+            device_id=int(options.get("device_id", 0)),
+            min_shapes={k: list(r.min) for k, r in ranges.items()},
+            opt_shapes={k: list(r.opt) for k, r in ranges.items()},
+            max_shapes={k: list(r.max) for k, r in ranges.items()},
+            collect_shapes=bool(options.get("collect_shapes", False)) and not ranges,
+        )
+
+    def apply(self, config, artifact_dir: Path, inference_module=None) -> None:
+        """Configure `config` (a `paddle.inference.Config`) for TensorRT on the GPU."""
+        if inference_module is None:
+            from paddle import inference as inference_module
+        precision = inference_module.PrecisionType
+        config.enable_use_gpu(self.gpu_memory_mb, self.device_id)
+        config.set_optim_cache_dir(str(artifact_dir / ENGINE_CACHE_DIR))
+        config.enable_tensorrt_engine(
+            workspace_size=self.workspace_size,
+            max_batch_size=self.max_batch_size,
+            min_subgraph_size=self.min_subgraph_size,
+            precision_mode=precision.Int8 if self.precision == "int8" else precision.Float32,
+            use_static=self.use_static,
+            use_calib_mode=self.use_calib_mode,
+            use_cuda_graph=self.use_cuda_graph)
+        if self.min_shapes:
+            config.set_trt_dynamic_shape_info(self.min_shapes, self.max_shapes,
+                                              self.opt_shapes)
+        elif self.collect_shapes:
+            shape_file = artifact_dir / SHAPE_RANGE_FILE
+            if not shape_file.is_file():
+                raise QuantkitError(f"{shape_file} missing: run collect_shape_range first "
+                                    "(quantkit.targets.tensorrt.collect_shape_range)")
+            config.enable_tuned_tensorrt_dynamic_shape(str(shape_file), True)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def collect_shape_range(artifact: Artifact, recipe: TensorRtRecipe,
+                        sample_feeds: list[dict[str, np.ndarray]]) -> Path:
+    """Run the model on the GPU without TensorRT to record each tensor's shape range."""
+    from paddle import inference
+
+    config = inference.Config(str(artifact.folder / "model.pdmodel"),
+                              str(artifact.folder / "model.pdiparams"))
+    config.enable_use_gpu(recipe.gpu_memory_mb, recipe.device_id)
+    shape_file = artifact.folder / SHAPE_RANGE_FILE
+    config.collect_shape_range_info(str(shape_file))
+    predictor = inference.create_predictor(config)
+    for feeds in sample_feeds:
+        for name in predictor.get_input_names():
+            handle = predictor.get_input_handle(name)
+            handle.reshape(feeds[name].shape)
+            handle.copy_from_cpu(feeds[name])
+        predictor.run()
+    return shape_file
+
+
+class TensorRtAdapter:
+    backend = "tensorrt"
+
+    def availability(self, profile: TargetProfile) -> Availability:
+        from quantkit.targets.machine import gpu_status
+
+        status = gpu_status()
+        return Availability(status.can_run_tensorrt, status.reason)
+
+    def prepare(self, model: InferenceModel, profile: TargetProfile, out_dir: Path) -> Artifact:
+        if model.params_file is None:
+            raise QuantkitError(f"{model.model_dir}: parameters in separate files; re-save "
+                                "with one params file")
+        recipe = TensorRtRecipe.for_model(profile, quantized=is_quantized(model))
+        if is_quantized(model) and profile.precision == "fp32":
+            raise QuantkitError(f"{model.model_file} is quantized and target {profile.name} "
+                                "is FP32: convert the FP32 model instead")
+        shutil.copyfile(model.model_file, out_dir / "model.pdmodel")
+        shutil.copyfile(model.params_file, out_dir / "model.pdiparams")
+        return Artifact(folder=out_dir, target=profile.name, backend=self.backend,
+                        precision=profile.precision, files=("model.pdmodel", "model.pdiparams"),
+                        settings={"recipe": recipe.to_dict(),
+                                  "note": "engines are built on the GPU host at first run "
+                                          f"and cached in {ENGINE_CACHE_DIR}/"})
+
+    def open_predictor(self, artifact: Artifact, profile: TargetProfile):
+        available = self.availability(profile)
+        if not available.can_run:
+            raise QuantkitError(f"cannot run {artifact.target} here: {available.reason}")
+        from paddle import inference
+
+        from quantkit.targets.paddle_inference import _FloatOutputs
+
+        recipe = TensorRtRecipe(**artifact.settings["recipe"])
+        config = inference.Config(str(artifact.folder / "model.pdmodel"),
+                                  str(artifact.folder / "model.pdiparams"))
+        recipe.apply(config, artifact.folder)
+        return _FloatOutputs(inference.create_predictor(config))

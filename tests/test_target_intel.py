@@ -1,0 +1,101 @@
+"""Intel CPU target: Paddle Inference with oneDNN INT8, and its FP32 baselines."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from quantkit.errors import QuantkitError
+from quantkit.targets.convert import convert, open_artifact
+
+pytestmark = pytest.mark.slow
+
+
+def _top1(predictor, data) -> float:
+    hits = 0
+    for start in range(0, len(data), 500):
+        (logits,) = predictor.run({"image": data.images[start:start + 500]})
+        assert logits.dtype == np.float32
+        hits += int((logits.argmax(1) == data.labels[start:start + 500, 0]).sum())
+    return hits / len(data)
+
+
+@pytest.fixture(scope="module")
+def artifacts(trained_model_dir, quantized_model_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("intel")
+    return {
+        "fp32": convert(trained_model_dir, "intel-onednn-fp32", root / "fp32"),
+        "plain": convert(trained_model_dir, "intel-cpu-fp32", root / "plain"),
+        "int8": convert(quantized_model_dir, "intel-onednn-int8", root / "int8"),
+    }
+
+
+def test_int8_keeps_top1_within_half_a_point(artifacts, mnist_test_slice):
+    fp32 = _top1(open_artifact(artifacts["fp32"].folder), mnist_test_slice)
+    int8 = _top1(open_artifact(artifacts["int8"].folder), mnist_test_slice)
+    assert fp32 > 0.9
+    assert abs(int8 - fp32) <= 0.005, (fp32, int8)
+
+
+def test_int8_pass_quantizes_the_convolutions(artifacts):
+    from quantkit.targets.paddle_inference import int8_pass_summary
+
+    predictor = open_artifact(artifacts["int8"].folder)
+    summary = int8_pass_summary(predictor.pass_log)
+    assert summary.get("fused_conv2d", 0) >= 27, summary  # every conv of MobileNetV1
+
+
+def test_int8_kernels_really_run(artifacts, mnist_test_slice, tmp_path):
+    """ONEDNN_VERBOSE lists the primitives executed: INT8 shows s8/u8 data types."""
+    np.save(tmp_path / "x.npy", mnist_test_slice.images[:4])
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from quantkit.targets.convert import open_artifact
+        predictor = open_artifact({str(artifacts["int8"].folder)!r})
+        predictor.run({{"image": np.load({str(tmp_path / "x.npy")!r})}})
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "ONEDNN_VERBOSE": "1",
+                                              "GLOG_minloglevel": "2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    executed = [line for line in result.stdout.splitlines()
+                if line.startswith("onednn_verbose") and ",exec," in line]
+    int8_convs = [line for line in executed if "convolution" in line and
+                  ("src_u8" in line or "src_s8" in line)]
+    assert len(int8_convs) >= 27, executed[:5]
+
+
+def test_fp32_baselines_agree_with_each_other(artifacts, mnist_test_slice):
+    images = mnist_test_slice.images[:64]
+    (onednn,) = open_artifact(artifacts["fp32"].folder).run({"image": images})
+    (plain,) = open_artifact(artifacts["plain"].folder).run({"image": images})
+    np.testing.assert_allclose(onednn, plain, atol=1e-4)
+
+
+def test_artifact_records_the_recipe(artifacts):
+    record = json.loads((artifacts["int8"].folder / "artifact.json").read_text())
+    assert record["settings"]["recipe"]["int8"] is True
+    assert "conv2d" in record["settings"]["recipe"]["int8_ops"]
+    assert record["size_bytes"] < 0.5 * artifacts["fp32"].size_bytes  # int8 weights
+
+
+def test_fp32_model_to_int8_target_says_to_calibrate(trained_model_dir, tmp_path):
+    with pytest.raises(QuantkitError, match=r"FP32 model.*calibrate it first.*quant_post_static"):
+        convert(trained_model_dir, "intel-onednn-int8", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_output_needs_force(trained_model_dir, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(QuantkitError, match="output folder exists.*--force"):
+        convert(trained_model_dir, "intel-onednn-fp32", out)
+    assert (out / "keep.txt").exists()
+    convert(trained_model_dir, "intel-onednn-fp32", out, force=True)
+    assert not (out / "keep.txt").exists() and (out / "model.pdmodel").is_file()
