@@ -39,3 +39,42 @@ def test_demo_bad_algo_is_one_line_exit_2(tmp_path):
     result = _run("demo", "--steps", "1", "--algo", "nope", "--out", str(tmp_path / "d"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: unknown algo 'nope'")
+
+
+def test_targets_lists_every_profile_with_a_verdict():
+    result = _run("targets")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("intel-onednn-int8", "nvidia-trt-int8", "arm-lite-int8", "onnxruntime-int8"):
+        assert name in result.stdout
+    assert "paddlepaddle-gpu" in result.stdout  # why the TensorRT target cannot run here
+
+
+def test_doctor_reports_versions_and_isa():
+    result = _run("doctor")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "paddlepaddle" in result.stdout and "2.6.2" in result.stdout
+    assert "cpu int8 path" in result.stdout
+
+
+def test_convert_unknown_target_is_one_line(tmp_path):
+    result = _run("convert", str(tmp_path), "--target", "intel-onednn-in8",
+                  "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: unknown target 'intel-onednn-in8' (did you mean 'intel-onednn-int8'?)")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_convert_from_the_command_line(trained_model_dir, tmp_path):
+    out = tmp_path / "fp32"
+    result = _run("convert", str(trained_model_dir), "--target", "intel-onednn-fp32",
+                  "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "intel-onednn-fp32" in result.stdout and (out / "artifact.json").is_file()
+    again = _run("convert", str(trained_model_dir), "--target", "intel-onednn-fp32",
+                 "--out", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr
+    forced = _run("convert", str(trained_model_dir), "--target", "intel-onednn-fp32",
+                  "--out", str(out), "--force")
+    assert forced.returncode == 0, forced.stderr[-2000:]

@@ -97,6 +97,7 @@ def run_tool(command: list[str], timeout: float, what: str) -> str:
         raise QuantkitError(f"{what} not found: {command[0]}") from None
     output = result.stdout + result.stderr
     if result.returncode != 0:
-        tail = " | ".join(line.strip() for line in output.strip().splitlines()[-3:])
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        tail = " | ".join(lines[-3:]) or "no output"
         raise QuantkitError(f"{what} failed (exit {result.returncode}): {tail}")
     return output
