@@ -44,7 +44,8 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=.benchmarks/latest.json
+	mkdir -p .benchmarks
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-group-by=group --benchmark-json=.benchmarks/latest.json
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .benchmarks
