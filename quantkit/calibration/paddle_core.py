@@ -23,7 +23,7 @@ class CoreRunStats:
     batches_seen: int
 
 
-def _core_loader(batches: FeedBatches):
+def _core_loader(batches: FeedBatches, on_batch=None):
     import paddle
 
     class _CoreLoader(paddle.io.DataLoader):
@@ -35,6 +35,8 @@ def _core_loader(batches: FeedBatches):
         def _replay(self):
             for feed in batches:
                 self.seen += 1
+                if on_batch is not None:
+                    on_batch()
                 yield feed
 
         def __call__(self):
@@ -53,21 +55,22 @@ def _core_loader(batches: FeedBatches):
 
 def quantize_with_core(executor, model: InferenceModel, batches: FeedBatches,
                        config: CalibrationConfig, out_dir: Path, save_model_filename: str,
-                       save_params_filename: str | None, scope=None) -> CoreRunStats:
+                       save_params_filename: str | None, scope=None,
+                       on_batch=None) -> CoreRunStats:
     """Calibrate `model` and save the quantized program into `out_dir`."""
     import paddle
 
     # Core loads the parameters into the global scope but runs in `scope`: make them one.
     with paddle.static.scope_guard(scope or paddle.static.global_scope()), _quiet_core():
         return _quantize(executor, model, batches, config, out_dir, save_model_filename,
-                         save_params_filename)
+                         save_params_filename, on_batch)
 
 
 def _quantize(executor, model, batches, config, out_dir, save_model_filename,
-              save_params_filename) -> CoreRunStats:
+              save_params_filename, on_batch) -> CoreRunStats:
     from paddle.static.quantization import PostTrainingQuantization
 
-    loader = _core_loader(batches)
+    loader = _core_loader(batches, on_batch)
     started = time.perf_counter()
     ptq = PostTrainingQuantization(
         executor=executor,
@@ -98,7 +101,9 @@ def _quantize(executor, model, batches, config, out_dir, save_model_filename,
                             f"it needs at least batch_size={config.batch_size} samples)")
     ptq.save_quantized_model(str(out_dir), model_filename=save_model_filename)
     _rename_params(out_dir, save_model_filename, save_params_filename)
-    return CoreRunStats(seconds=time.perf_counter() - started, batches_seen=loader.seen)
+    passes = 2 if config.algo in ("KL", "hist") else 1
+    return CoreRunStats(seconds=time.perf_counter() - started,
+                        batches_seen=loader.seen // passes)
 
 
 def _rename_params(out_dir: Path, save_model_filename: str, save_params_filename: str | None):

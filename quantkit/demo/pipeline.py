@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from quantkit.calibration.config import CalibrationConfig
 from quantkit.datasets import mnist
+from quantkit.quant.post_static import calibrate, calibration_passes
 from quantkit.demo.train import TrainSettings, train_mobilenet
 from quantkit.evaluation import evaluate_inference_model
 
@@ -52,10 +54,6 @@ def model_bytes(folder: Path, names: tuple[str, ...]) -> int:
 def run_demo(out_dir: Path, settings: DemoSettings = DemoSettings(),
              progress: DemoProgress = DemoProgress()) -> DemoResult:
     """Run the tutorial into `out_dir` (`fp32/` and `int8/` inference models)."""
-    import quantkit as slim  # the tutorial's own spelling: `import paddleslim as slim`
-
-    from quantkit.calibration.config import CalibrationConfig
-
     CalibrationConfig(algo=settings.algo, batch_size=settings.calib_batch_size,
                       batch_nums=settings.calib_batch_nums)  # refuse bad settings before training
     started = time.perf_counter()
@@ -72,20 +70,22 @@ def run_demo(out_dir: Path, settings: DemoSettings = DemoSettings(),
                                     trained.model_filename, trained.params_filename,
                                     on_batch=advance)
 
-    progress.stage("calibrate", None)
     import paddle
 
-    quantized = slim.quant.quant_post_static(
-        executor=paddle.static.Executor(paddle.CPUPlace()),
-        model_dir=str(trained.model_dir),
-        quantize_model_path=str(out_dir / "int8"),
+    # The tutorial's slim.quant.quant_post_static call, through the variant that reports
+    # progress per batch.
+    config = CalibrationConfig(algo=settings.algo, batch_size=settings.calib_batch_size,
+                               batch_nums=settings.calib_batch_nums)
+    advance = progress.stage("calibrate",
+                             settings.calib_batch_nums * calibration_passes(config))
+    quantized = calibrate(
+        paddle.static.Executor(paddle.CPUPlace()), str(trained.model_dir),
+        str(out_dir / "int8"), config,
         sample_generator=mnist.train(),
         model_filename=trained.model_filename,
         params_filename=trained.params_filename,
-        batch_size=settings.calib_batch_size,
-        batch_nums=settings.calib_batch_nums,
-        algo=settings.algo,
         scope=paddle.static.Scope(),
+        on_batch=lambda: advance(1),
     )
 
     advance = progress.stage("evaluate INT8", len(test_data))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from quantkit.atomic import staged_folder
 from quantkit.calibration.config import DEFAULTS, CalibrationConfig
@@ -76,6 +77,23 @@ def quant_post_static(
         weight_quantize_type=weight_quantize_type, optimize_model=optimize_model,
         onnx_format=onnx_format, skip_tensor_list=skip_tensor_list,
         deploy_backend=deploy_backend)
+    return calibrate(executor, model_dir, quantize_model_path, config,
+                     batch_generator=batch_generator, sample_generator=sample_generator,
+                     data_loader=data_loader, model_filename=model_filename,
+                     params_filename=params_filename, save_model_filename=save_model_filename,
+                     save_params_filename=save_params_filename, scope=scope)
+
+
+def calibrate(executor, model_dir, quantize_model_path, config: CalibrationConfig, *,
+              batch_generator=None, sample_generator=None, data_loader=None,
+              model_filename=None, params_filename=None,
+              save_model_filename="model.pdmodel", save_params_filename="model.pdiparams",
+              scope=None, on_batch: Callable[[], None] | None = None) -> QuantizedModel:
+    """`quant_post_static` with a `CalibrationConfig` and a per-batch progress callback.
+
+    `on_batch` is called for every batch fed; KL and hist pass over the data twice
+    (abs-max range, then histograms), so expect `calibration_passes(config)` x batches.
+    """
     model = check_inference_model(model_dir, model_filename, params_filename)
     batches = choose_source(model.feeds, sample_generator=sample_generator,
                             batch_generator=batch_generator, data_loader=data_loader,
@@ -84,13 +102,19 @@ def quant_post_static(
         executor = executor if executor is not None else _cpu_executor()
         with staged_folder(quantize_model_path) as staging:
             stats = quantize_with_core(executor, model, batches, config, staging,
-                                       save_model_filename, save_params_filename, scope)
+                                       save_model_filename, save_params_filename, scope,
+                                       on_batch=on_batch)
     out = Path(quantize_model_path)
     model_file = out / save_model_filename
     params_file = out / (save_params_filename or Path(save_model_filename).with_suffix(
         ".pdiparams").name)
     return QuantizedModel(out, model_file, params_file, config, stats.batches_seen,
                           stats.seconds)
+
+
+def calibration_passes(config: CalibrationConfig) -> int:
+    """How many times Paddle core's PTQ reads the calibration data for this algo."""
+    return 2 if config.algo in ("KL", "hist") else 1
 
 
 # PaddleSlim keeps the old name as an alias.
