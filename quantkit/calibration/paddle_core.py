@@ -72,29 +72,14 @@ def _quantize(executor, model, batches, config, out_dir, save_model_filename,
 
     loader = _core_loader(batches, on_batch)
     started = time.perf_counter()
+    # CalibrationConfig's fields are core's keyword arguments, by design.
+    settings = config.to_dict()
+    settings["quantizable_op_type"] = list(config.quantizable_op_type)
+    settings["skip_tensor_list"] = list(config.skip_tensor_list) or None
     ptq = PostTrainingQuantization(
-        executor=executor,
-        model_dir=str(model.model_dir),
-        model_filename=model.model_filename,
-        params_filename=model.params_filename,
-        data_loader=loader,
-        batch_size=config.batch_size,
-        batch_nums=config.batch_nums,
-        algo=config.algo,
-        round_type=config.round_type,
-        hist_percent=config.hist_percent,
-        bias_correction=config.bias_correction,
-        quantizable_op_type=list(config.quantizable_op_type),
-        is_full_quantize=config.is_full_quantize,
-        weight_bits=config.weight_bits,
-        activation_bits=config.activation_bits,
-        activation_quantize_type=config.activation_quantize_type,
-        weight_quantize_type=config.weight_quantize_type,
-        onnx_format=config.onnx_format,
-        skip_tensor_list=list(config.skip_tensor_list) or None,
-        optimize_model=config.optimize_model,
-        deploy_backend=config.deploy_backend,
-    )
+        executor=executor, model_dir=str(model.model_dir),
+        model_filename=model.model_filename, params_filename=model.params_filename,
+        data_loader=loader, **settings)
     ptq.quantize()
     if loader.seen == 0:
         raise QuantkitError("the calibration data produced no batch (with a sample generator, "

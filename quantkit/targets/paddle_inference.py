@@ -48,12 +48,7 @@ class OneDnnRecipe:
 
     @classmethod
     def from_profile(cls, profile: TargetProfile) -> "OneDnnRecipe":
-        options = dict(profile.options)
-        unknown = sorted(set(options) - _OPTION_KEYS)
-        if unknown:
-            raise QuantkitError(f"unknown option '{unknown[0]}' for backend paddle-inference in "
-                                f"{profile.source or profile.name} (known: "
-                                f"{', '.join(sorted(_OPTION_KEYS))})")
+        options = profile.backend_options(_OPTION_KEYS)
         onednn = bool(options.get("onednn", True))
         int8 = profile.precision == "int8"
         if int8 and not onednn:

@@ -63,6 +63,15 @@ class TargetProfile:
             raise QuantkitError(f"bad value for 'batch_sizes'{where}: "
                                 f"{list(self.batch_sizes)!r} (positive integers)")
 
+    def backend_options(self, known: set[str]) -> dict[str, Any]:
+        """The `[options]` table, refusing keys the backend's adapter does not know."""
+        unknown = sorted(set(self.options) - known)
+        if unknown:
+            raise QuantkitError(f"unknown option '{unknown[0]}' for backend {self.backend} in "
+                                f"{self.source or self.name} (known: "
+                                f"{', '.join(sorted(known))})")
+        return dict(self.options)
+
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data.pop("source")

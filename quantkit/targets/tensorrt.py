@@ -45,12 +45,7 @@ class TensorRtRecipe:
 
     @classmethod
     def for_model(cls, profile: TargetProfile, quantized: bool) -> "TensorRtRecipe":
-        options = dict(profile.options)
-        unknown = sorted(set(options) - _OPTION_KEYS)
-        if unknown:
-            raise QuantkitError(f"unknown option '{unknown[0]}' for backend tensorrt in "
-                                f"{profile.source or profile.name} (known: "
-                                f"{', '.join(sorted(_OPTION_KEYS))})")
+        options = profile.backend_options(_OPTION_KEYS)
         ranges = profile.dynamic_shapes
         return cls(
             precision=profile.precision,
