@@ -26,7 +26,7 @@ def environment_report() -> dict[str, str]:
             report[name] = version or "not installed"
     isa = cpu_isa()
     report["cpu"] = isa.summary
-    report["cpu int8 path"] = ("VNNI (fast int8 dot products)" if isa.vnni else
+    report["cpu int8 path"] = ("VNNI/AMX (int8 dot products without int16 sums)" if isa.vnni else
                                "AVX2 u8s8 without VNNI (int16 intermediate sums)"
                                if "avx2" in isa.flags else "no AVX2: int8 kernels unavailable")
     try:

@@ -104,7 +104,8 @@ def _refuse_pir(model_dir: Path, model_file: Path | None = None) -> None:
 
 
 def _looks_like_pir(path: Path) -> bool:
-    head = path.read_bytes()[:4096].lstrip()
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip()
     return head.startswith(b"{") and (b'"program"' in head or b'"base_code"' in head
                                       or b'"magic"' in head or b"pir" in head.lower())
 

@@ -61,3 +61,16 @@ def quantized_model_dir(trained_model_dir, tmp_path_factory) -> Path:
 def fake_quant_model_dir(trained_model_dir, tmp_path_factory) -> Path:
     """The shared model calibrated in the old fake-quant form (onnx_format=False)."""
     return _quantize(trained_model_dir, tmp_path_factory.mktemp("int8") / "fake", False)
+
+
+def paddle_fp32_logits(model_dir: Path, images, batch: int = 250):
+    """Reference logits: Paddle Inference on the FP32 model, plain CPU kernels."""
+    import numpy as np
+
+    from quantkit.targets.paddle_inference import OneDnnRecipe, open_cpu_predictor
+
+    predictor = open_cpu_predictor(model_dir / "fp32.pdmodel", model_dir / "fp32.pdiparams",
+                                   OneDnnRecipe(onednn=False, int8=False, threads=1))
+    name = predictor.input_names[0]
+    return np.concatenate([predictor.run({name: images[i:i + batch]})[0]
+                           for i in range(0, len(images), batch)])

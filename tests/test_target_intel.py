@@ -99,3 +99,9 @@ def test_existing_output_needs_force(trained_model_dir, tmp_path):
     assert (out / "keep.txt").exists()
     convert(trained_model_dir, "intel-onednn-fp32", out, force=True)
     assert not (out / "keep.txt").exists() and (out / "model.pdmodel").is_file()
+
+
+def test_quantized_model_to_fp32_target_is_refused(quantized_model_dir, tmp_path):
+    with pytest.raises(QuantkitError, match=r"is quantized and target intel-onednn-fp32 is FP32"):
+        convert(quantized_model_dir, "intel-onednn-fp32", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

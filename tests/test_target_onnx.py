@@ -6,15 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import paddle_fp32_logits as reference_logits
 
 import quantkit  # noqa: F401 - before paddle: importing paddle first breaks gzip (DESIGN.md)
 from quantkit.errors import QuantkitError
 from quantkit.model_files import check_inference_model
 from quantkit.targets.base import Artifact
-from quantkit.targets.onnx_runtime import (MODEL_FILE, X64_PRECISION_KEY, CpuIsa, OnnxOptions,
+from quantkit.targets.machine import CpuIsa, cpu_isa
+from quantkit.targets.onnx_runtime import (MODEL_FILE, X64_PRECISION_KEY, OnnxOptions,
                                            OnnxPredictor, OnnxRuntimeAdapter, SessionSettings,
-                                           export_with_paddle2onnx, read_cpu_isa,
-                                           session_op_types, session_settings)
+                                           export_with_paddle2onnx, session_op_types,
+                                           session_settings)
 from quantkit.targets.onnx_weights import integer_initializers, quantize_linear
 from quantkit.targets.profile import load_profile, profile_from_dict
 
@@ -63,9 +65,9 @@ def test_exact_int8_kernel_is_chosen_only_where_u8s8_saturates():
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse4_1 avx2 avx512f avx512_vnni\n")
-    isa = read_cpu_isa(cpuinfo)
+    isa = cpu_isa(cpuinfo)
     assert {"avx2", "avx512_vnni"} <= isa.flags
-    assert not read_cpu_isa(tmp_path / "missing").flags
+    assert not cpu_isa(tmp_path / "missing").flags
 
 
 def test_quantize_linear_matches_onnx_runtime():
@@ -120,22 +122,7 @@ def int8_artifact(quantized_model_dir, tmp_path_factory) -> Artifact:
 @pytest.fixture(scope="module")
 def paddle_fp32_logits(trained_model_dir, mnist_test_slice) -> np.ndarray:
     """Reference: Paddle Inference on the FP32 model, plain CPU kernels."""
-    from paddle import inference
-
-    config = inference.Config(str(trained_model_dir / "fp32.pdmodel"),
-                              str(trained_model_dir / "fp32.pdiparams"))
-    config.disable_mkldnn()
-    config.disable_glog_info()
-    predictor = inference.create_predictor(config)
-    feed = predictor.get_input_handle(predictor.get_input_names()[0])
-    fetch = predictor.get_output_handle(predictor.get_output_names()[0])
-    images = mnist_test_slice.images.astype(np.float32)
-    chunks = []
-    for start in range(0, len(images), 250):
-        feed.copy_from_cpu(np.ascontiguousarray(images[start:start + 250]))
-        predictor.run()
-        chunks.append(fetch.copy_to_cpu())
-    return np.concatenate(chunks)
+    return reference_logits(trained_model_dir, mnist_test_slice.images.astype(np.float32))
 
 
 def _logits(artifact: Artifact, images: np.ndarray, profile_name: str) -> np.ndarray:
@@ -154,7 +141,7 @@ def test_availability_names_the_cpu_isa():
     availability = OnnxRuntimeAdapter().availability(load_profile(INT8))
     assert availability.can_run
     assert "ONNX Runtime" in availability.reason
-    assert read_cpu_isa().describe() in availability.reason
+    assert cpu_isa().describe() in availability.reason
 
 
 def test_fp32_onnx_matches_paddle(fp32_artifact, paddle_fp32_logits, mnist_test_slice):
@@ -190,7 +177,7 @@ def test_int8_session_runs_int8_kernels(int8_artifact):
     assert "Conv" not in ops
     assert int8_artifact.settings["kernels"] == ops
     session = int8_artifact.settings["session"]
-    if read_cpu_isa().u8s8_saturates:
+    if cpu_isa().u8s8_saturates:
         assert session["config_entries"] == {X64_PRECISION_KEY: "1"}
 
 

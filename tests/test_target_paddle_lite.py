@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from conftest import paddle_fp32_logits
 import pytest
 
 import quantkit  # noqa: F401  - before paddle: importing paddle first breaks gzip
@@ -203,21 +204,6 @@ def test_arm_and_x86_int8_cannot_run_here(adapter, quantized_model_dir, tmp_path
     assert not x86_int8.can_run and "x86 INT8" in x86_int8.reason
 
 
-def _paddle_reference(model_dir: Path, images: np.ndarray) -> np.ndarray:
-    from paddle import inference
-
-    config = inference.Config(str(model_dir / "fp32.pdmodel"),
-                              str(model_dir / "fp32.pdiparams"))
-    config.disable_mkldnn()
-    config.disable_glog_info()
-    predictor = inference.create_predictor(config)
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    handle.reshape(images.shape)
-    handle.copy_from_cpu(images)
-    predictor.run()
-    return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
-
-
 def test_x86_fp32_nb_matches_paddle(adapter, fp32_model, trained_model_dir,
                                     mnist_test_slice, tmp_path):
     profile = load_profile("x86-lite-fp32")
@@ -228,7 +214,7 @@ def test_x86_fp32_nb_matches_paddle(adapter, fp32_model, trained_model_dir,
     images = np.ascontiguousarray(mnist_test_slice.images[:8], dtype=np.float32)
     for batch in (images[:1], images):
         (lite,) = predictor.run({"image": batch})
-        reference = _paddle_reference(trained_model_dir, batch)
+        reference = paddle_fp32_logits(trained_model_dir, batch)
         assert lite.shape == reference.shape == (len(batch), 10)
         assert np.isfinite(lite).all()
         assert np.abs(lite - reference).max() < 1e-4

@@ -83,6 +83,31 @@ def is_qdq_format(model: InferenceModel) -> bool:
     return "quantize_linear" in model.op_types
 
 
+PADDLE_MODEL_FILES = ("model.pdmodel", "model.pdiparams")
+
+
+def copy_paddle_model(model: InferenceModel, profile: TargetProfile,
+                      out_dir: Path) -> tuple[str, ...]:
+    """Copy a model for a Paddle Inference target, refusing a precision mismatch.
+
+    A quantized model under an FP32 profile would run its fake-quant ops in float
+    (5-6x slower than FP32, DESIGN.md), so it is refused like the other adapters do.
+    """
+    import shutil
+
+    from quantkit.errors import QuantkitError
+
+    if is_quantized(model) and profile.precision == "fp32":
+        raise QuantkitError(f"{model.model_file} is quantized and target {profile.name} is "
+                            "FP32: convert the FP32 model instead")
+    if model.params_file is None:
+        raise QuantkitError(f"{model.model_dir}: parameters in separate files; re-save with "
+                            "one params file (save_inference_model does by default)")
+    shutil.copyfile(model.model_file, out_dir / PADDLE_MODEL_FILES[0])
+    shutil.copyfile(model.params_file, out_dir / PADDLE_MODEL_FILES[1])
+    return PADDLE_MODEL_FILES
+
+
 def run_tool(command: list[str], timeout: float, what: str) -> str:
     """Run a converter that may abort the process (opt, paddle2onnx) in a subprocess."""
     import subprocess

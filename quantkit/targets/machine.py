@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import platform
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -10,32 +11,59 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class CpuIsa:
-    model: str
-    flags: frozenset[str]
+    """The instruction-set facts that decide how int8 kernels behave on this CPU."""
+
+    arch: str
+    flags: frozenset[str] = frozenset()
+    model: str = "unknown CPU"
+
+    @property
+    def is_x86(self) -> bool:
+        return self.arch in ("x86_64", "amd64", "i686", "i386")
 
     @property
     def vnni(self) -> bool:
-        return bool({"avx512_vnni", "avx_vnni"} & self.flags)
+        """int8 dot products without int16 intermediates (VNNI, or AMX tiles)."""
+        return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & self.flags)
+
+    @property
+    def u8s8_saturates(self) -> bool:
+        """x86 u8 x s8 GEMM via vpmaddubsw sums pairs in int16 and can saturate."""
+        return self.is_x86 and not self.vnni
+
+    def describe(self) -> str:
+        """The int8-relevant ISA level, e.g. "AVX2 without VNNI"."""
+        if not self.is_x86:
+            return self.arch
+        for flag, name in (("amx_int8", "AMX"), ("avx512_vnni", "AVX-512 VNNI"),
+                           ("avx_vnni", "AVX-VNNI")):
+            if flag in self.flags:
+                return name
+        widest = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"),
+                                                ("sse4_1", "SSE4.1")) if flag in self.flags),
+                      "x86-64")
+        return f"{widest} without VNNI"
 
     @property
     def summary(self) -> str:
-        levels = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"),
-                                          ("VNNI", "avx512_vnni"), ("AVX-VNNI", "avx_vnni"),
-                                          ("AMX", "amx_int8")) if flag in self.flags]
-        return f"{self.model} ({', '.join(levels) or 'no AVX2'})"
+        return f"{self.model} ({self.describe()})"
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=None)
 def cpu_isa(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuIsa:
+    """This host's ISA from /proc/cpuinfo (Linux; ARM lists "Features"); else no flags."""
     model, flags = "unknown CPU", frozenset()
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown CPU":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = frozenset(value.split())
-    return CpuIsa(model, flags)
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model == "unknown CPU":
+            model = value.strip()
+        elif key.strip() in ("flags", "Features") and not flags:
+            flags = frozenset(value.split())
+    return CpuIsa(platform.machine().lower(), flags, model)
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import collections
 import importlib.metadata
-import platform
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -34,6 +33,7 @@ from quantkit.errors import QuantkitError
 from quantkit.model_files import InferenceModel
 from quantkit.targets.base import (Artifact, Availability, is_qdq_format, is_quantized,
                                    run_tool)
+from quantkit.targets.machine import CpuIsa, cpu_isa
 from quantkit.targets.onnx_weights import fold_weight_quantizers
 from quantkit.targets.profile import TargetProfile
 
@@ -84,51 +84,6 @@ class OnnxOptions:
         if not isinstance(self.int8_weights, bool):
             raise QuantkitError(f"bad value for 'options.int8_weights'{where}: "
                                 f"{self.int8_weights!r} (true or false)")
-
-
-@dataclass(frozen=True)
-class CpuIsa:
-    """The x86 instruction-set facts that decide whether ORT's u8s8 int8 GEMM saturates."""
-
-    arch: str
-    flags: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def is_x86(self) -> bool:
-        return self.arch in ("x86_64", "amd64", "i686", "i386")
-
-    @property
-    def has_vnni(self) -> bool:
-        return bool(self.flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
-
-    @property
-    def u8s8_saturates(self) -> bool:
-        return self.is_x86 and not self.has_vnni
-
-    def describe(self) -> str:
-        if not self.is_x86:
-            return self.arch
-        for flag, name in (("amx_int8", "AMX"), ("avx512_vnni", "AVX-512 VNNI"),
-                           ("avx_vnni", "AVX-VNNI")):
-            if flag in self.flags:
-                return name
-        widest = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"),
-                                                ("sse4_1", "SSE4.1")) if flag in self.flags),
-                      "x86-64")
-        return f"{widest} without VNNI"
-
-
-def read_cpu_isa(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuIsa:
-    """This host's ISA from /proc/cpuinfo (Linux); other systems report no flags."""
-    flags: set[str] = set()
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                flags.update(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    return CpuIsa(platform.machine().lower(), frozenset(flags))
 
 
 @dataclass(frozen=True)
@@ -200,7 +155,7 @@ class OnnxRuntimeAdapter:
     backend = "onnxruntime"
 
     def __init__(self, isa: CpuIsa | None = None) -> None:
-        self.isa = isa or read_cpu_isa()
+        self.isa = isa or cpu_isa()
 
     def availability(self, profile: TargetProfile) -> Availability:
         self._options(profile)

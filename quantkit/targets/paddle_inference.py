@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -19,7 +18,7 @@ import numpy as np
 
 from quantkit.errors import QuantkitError
 from quantkit.model_files import InferenceModel, check_inference_model
-from quantkit.targets.base import Artifact, Availability, is_quantized
+from quantkit.targets.base import Artifact, Availability, copy_paddle_model, is_quantized
 from quantkit.targets.profile import TargetProfile
 
 # Ops oneDNN's INT8 pass may quantize. An empty set means "all it supports"; naming them
@@ -167,7 +166,7 @@ class PaddleInferenceAdapter:
                                        f"{isa.summary}")
         if profile.precision == "int8":
             note = "int8 via AVX2 u8s8 (no VNNI: expect a smaller speed-up than on " \
-                   "Xeon with avx512_vnni)" if not isa.vnni else "int8 with VNNI"
+                   "Xeon with avx512_vnni)" if not isa.vnni else "int8 with VNNI/AMX"
             return Availability(True, f"Paddle Inference oneDNN on {isa.summary}; {note}")
         return Availability(True, f"Paddle Inference CPU on {isa.summary}")
 
@@ -178,13 +177,9 @@ class PaddleInferenceAdapter:
                 f"{model.model_file} is an FP32 model and target {profile.name} runs INT8: "
                 "calibrate it first (quantkit.quant.quant_post_static(...), or the demo's "
                 "'quantkit demo'), then convert the quantized model")
-        if model.params_file is None:
-            raise QuantkitError(f"{model.model_dir}: parameters in separate files; re-save "
-                                "with one params file (save_inference_model does by default)")
-        shutil.copyfile(model.model_file, out_dir / "model.pdmodel")
-        shutil.copyfile(model.params_file, out_dir / "model.pdiparams")
+        files = copy_paddle_model(model, profile, out_dir)
         return Artifact(folder=out_dir, target=profile.name, backend=self.backend,
-                        precision=profile.precision, files=("model.pdmodel", "model.pdiparams"),
+                        precision=profile.precision, files=files,
                         settings={"recipe": asdict(recipe)})
 
     def open_predictor(self, artifact: Artifact, profile: TargetProfile):

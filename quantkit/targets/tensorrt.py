@@ -6,7 +6,6 @@ settings live in `TensorRtRecipe` (printable, saved in the artifact) and are app
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 
 from quantkit.errors import QuantkitError
 from quantkit.model_files import InferenceModel
-from quantkit.targets.base import Artifact, Availability, is_quantized
+from quantkit.targets.base import Artifact, Availability, copy_paddle_model, is_quantized
 from quantkit.targets.profile import TargetProfile
 
 SHAPE_RANGE_FILE = "shape_range_info.pbtxt"
@@ -123,17 +122,10 @@ class TensorRtAdapter:
         return Availability(status.can_run_tensorrt, status.reason)
 
     def prepare(self, model: InferenceModel, profile: TargetProfile, out_dir: Path) -> Artifact:
-        if model.params_file is None:
-            raise QuantkitError(f"{model.model_dir}: parameters in separate files; re-save "
-                                "with one params file")
         recipe = TensorRtRecipe.for_model(profile, quantized=is_quantized(model))
-        if is_quantized(model) and profile.precision == "fp32":
-            raise QuantkitError(f"{model.model_file} is quantized and target {profile.name} "
-                                "is FP32: convert the FP32 model instead")
-        shutil.copyfile(model.model_file, out_dir / "model.pdmodel")
-        shutil.copyfile(model.params_file, out_dir / "model.pdiparams")
+        files = copy_paddle_model(model, profile, out_dir)
         return Artifact(folder=out_dir, target=profile.name, backend=self.backend,
-                        precision=profile.precision, files=("model.pdmodel", "model.pdiparams"),
+                        precision=profile.precision, files=files,
                         settings={"recipe": recipe.to_dict(),
                                   "note": "engines are built on the GPU host at first run "
                                           f"and cached in {ENGINE_CACHE_DIR}/"})
