@@ -41,8 +41,13 @@ def convert(model_dir: str | Path, target: str | Path | TargetProfile, out: str 
     return Artifact.load(out.absolute())
 
 
-def open_artifact(folder: str | Path):
-    """A predictor on a converted artifact, with the settings it was converted with."""
+def open_artifact(folder: str | Path, threads: int | None = None):
+    """A predictor on a converted artifact, with the settings it was converted with.
+
+    `threads` overrides the profile's thread count (benchmarks sweep it).
+    """
+    import dataclasses
+
     from quantkit.targets.profile import profile_from_dict
 
     folder = Path(folder)
@@ -52,6 +57,10 @@ def open_artifact(folder: str | Path):
     artifact = Artifact.load(folder)
     record = json.loads((folder / PROFILE_RECORD).read_text())
     profile = profile_from_dict(record, source=str(folder / PROFILE_RECORD))
+    if threads is not None:
+        if threads < 1:
+            raise QuantkitError(f"threads must be >= 1 (got {threads})")
+        profile = dataclasses.replace(profile, threads=threads)
     return adapter_for(artifact.backend).open_predictor(artifact, profile)
 
 

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +188,7 @@ class PaddleInferenceAdapter:
             raise QuantkitError(f"cannot run {artifact.target} here: {available.reason}")
         check_inference_model(artifact.folder, "model.pdmodel", "model.pdiparams")
         recipe = OneDnnRecipe(**_tuples(artifact.settings["recipe"]))
+        recipe = replace(recipe, threads=profile.threads)  # open_artifact(threads=...) wins
         return open_cpu_predictor(artifact.folder / "model.pdmodel",
                                   artifact.folder / "model.pdiparams", recipe)
 

@@ -1,0 +1,135 @@
+"""A measurement job on disk, and running it in its own process on this machine.
+
+A job folder holds `job.json` (settings), the inputs to time (`bench_inputs.npz`), an
+optional eval set (`eval_inputs.npz`) and, for remote hosts, the artifact itself. The
+same `runner.py` executes it here (one subprocess per target, so a crashing backend or
+its thread settings cannot reach the others) or on a remote host.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from quantkit.benchmark.runner import (BENCH_INPUTS, EVAL_INPUTS, JOB_FILE, RESULT_FILE)
+from quantkit.errors import QuantkitError
+
+EMBEDDED_ARTIFACT = "artifact"
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How every target is timed (the same for all, so results compare)."""
+
+    batch_sizes: tuple[int, ...] = (1,)
+    threads: int | None = None  # None: each target profile's own thread count
+    warmup: int = 10
+    iterations: int | None = 100
+    duration_s: float | None = None  # time-boxed instead of a fixed count
+    eval_batch: int = 64
+    timeout_s: float = 1800.0  # per target process
+
+    def __post_init__(self) -> None:
+        if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
+            raise QuantkitError(f"batch sizes must be >= 1 (got {list(self.batch_sizes)})")
+        if self.iterations is not None and self.duration_s is not None:
+            raise QuantkitError("give iterations or duration, not both")
+        if self.iterations is None and self.duration_s is None:
+            raise QuantkitError("give iterations or duration")
+        if self.iterations is not None and self.iterations < 1:
+            raise QuantkitError(f"iterations must be >= 1 (got {self.iterations}): zero "
+                                "timed runs measure nothing")
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise QuantkitError(f"duration must be > 0 s (got {self.duration_s})")
+        if self.warmup < 0:
+            raise QuantkitError(f"warmup must be >= 0 (got {self.warmup})")
+        if self.threads is not None and self.threads < 1:
+            raise QuantkitError(f"threads must be >= 1 (got {self.threads})")
+        if self.eval_batch < 1:
+            raise QuantkitError(f"eval batch must be >= 1 (got {self.eval_batch})")
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record["batch_sizes"] = list(self.batch_sizes)
+        return record
+
+
+def write_job(job_dir: Path, artifact_dir: Path, settings: MeasureSettings,
+              bench_inputs: Mapping[str, np.ndarray],
+              eval_inputs: Mapping[str, np.ndarray] | None = None,
+              embed_artifact: bool = False, opener: str = "auto") -> Path:
+    """Create `job_dir` for one artifact. Embed the artifact for a remote host."""
+    job_dir.mkdir(parents=True, exist_ok=False)
+    artifact = Path(artifact_dir).absolute()
+    if embed_artifact:
+        shutil.copytree(artifact, job_dir / EMBEDDED_ARTIFACT)
+        artifact_ref = EMBEDDED_ARTIFACT
+    else:
+        artifact_ref = str(artifact)
+    np.savez(job_dir / BENCH_INPUTS, **bench_inputs)
+    if eval_inputs is not None:
+        np.savez(job_dir / EVAL_INPUTS, **eval_inputs)
+    job = {"artifact": artifact_ref, "opener": opener,
+           **{key: value for key, value in settings.to_dict().items() if key != "timeout_s"}}
+    (job_dir / JOB_FILE).write_text(json.dumps(job, indent=2) + "\n")
+    return job_dir
+
+
+def child_environment(threads: int | None) -> dict[str, str]:
+    """This process's environment for a target process, with its thread count pinned."""
+    env = dict(os.environ)
+    env.setdefault("GLOG_minloglevel", "2")
+    if threads is not None:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(threads)
+    return env
+
+
+def run_local(job_dir: Path, settings: MeasureSettings) -> dict:
+    """Run the job in a fresh Python process; a crash becomes a 'crashed' record."""
+    command = [sys.executable, "-m", "quantkit.benchmark.runner", str(job_dir)]
+    process = subprocess.Popen(command, env=child_environment(settings.threads),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=settings.timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill(process)
+        return {"status": "failed",
+                "error": f"timed out after {settings.timeout_s:.0f} s (raise timeout_s)"}
+    except KeyboardInterrupt:
+        _kill(process)
+        raise
+    return read_result(job_dir, process.returncode, stderr)
+
+
+def read_result(job_dir: Path, returncode: int, stderr: str) -> dict:
+    """The runner's result.json, or a record of how the process died without one."""
+    result_file = job_dir / RESULT_FILE
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    tail = " | ".join(line.strip() for line in stderr.splitlines()[-3:] if line.strip())
+    if returncode < 0:
+        try:
+            how = f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            how = f"killed by signal {-returncode}"
+    else:
+        how = f"exited with code {returncode} without a result"
+    return {"status": "crashed", "error": f"{how}" + (f": {tail}" if tail else "")}
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()

@@ -1,0 +1,109 @@
+"""The timed loop every backend is measured with, here and on remote boards.
+
+Self-contained (standard library only) because it is copied, with `runner.py`, to hosts
+that have a runtime (paddlelite, paddle, onnxruntime) but not quantkit.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+import time
+from typing import Callable
+
+# What a timed sample covers: the predictor's run call with its host copies in and out,
+# on inputs prepared before the clock starts (trtexec/FastDeploy's "runtime" mode plus
+# the copies; no preprocessing, no data loading).
+TIMING_MODE = "runtime: predictor.run(feeds) incl. host<->runtime copies; inputs prepared before timing"
+
+LIBRARIES = ("quantkit", "paddlepaddle", "paddlepaddle-gpu", "paddlelite", "paddle2onnx",
+             "onnxruntime", "onnxruntime-gpu", "numpy")
+
+
+def time_calls(call: Callable[[], object], warmup: int, iterations: int | None = None,
+               duration_s: float | None = None,
+               clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Seconds per call of `call`, after `warmup` untimed calls.
+
+    Runs exactly `iterations` timed calls, or as many as fit in `duration_s` (at least
+    one). Only the call sits between the two clock reads.
+    """
+    if iterations is None and duration_s is None:
+        raise ValueError("give iterations or duration_s")
+    if iterations is not None and iterations < 1:
+        raise ValueError(f"iterations must be >= 1 (got {iterations})")
+    if duration_s is not None and duration_s <= 0:
+        raise ValueError(f"duration_s must be > 0 (got {duration_s})")
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0 (got {warmup})")
+    for _ in range(warmup):
+        call()
+    samples: list[float] = []
+    if iterations is not None:
+        for _ in range(iterations):
+            start = clock()
+            call()
+            samples.append(clock() - start)
+        return samples
+    deadline = clock() + duration_s
+    while True:
+        start = clock()
+        call()
+        end = clock()
+        samples.append(end - start)
+        if end >= deadline:
+            return samples
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (0 where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB
+
+
+def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
+    """(CPU model, ISA flags) from /proc/cpuinfo text; ARM lists "Features"."""
+    model, flags = "", frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "Model", "Hardware") and not model:
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = frozenset(value.split())
+    return model or "unknown CPU", flags
+
+
+# ISA flags that decide int8 speed; the full list is long and says little more.
+_INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp",
+               "i8mm", "neon")
+
+
+def machine_facts() -> dict:
+    """Where a measurement was taken: CPU, cores, OS, Python and runtime versions."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model, flags = parse_cpuinfo(handle.read())
+    except OSError:
+        model, flags = platform.processor() or "unknown CPU", frozenset()
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return {
+        "hostname": platform.node(),
+        "arch": platform.machine().lower(),
+        "cpu_model": model,
+        "isa_flags": sorted(flag for flag in _INT8_FLAGS if flag in flags),
+        "logical_cores": os.cpu_count() or 0,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "libraries": versions,
+    }

@@ -1,0 +1,145 @@
+"""The results of a benchmark run: one record per target x batch size, saved as JSON.
+
+`results.json` is the source of every report (table, CSV, Markdown, plots); results from
+several machines merge into one comparison because every record names where it ran.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable
+
+from quantkit.errors import QuantkitError
+
+SCHEMA = "quantkit.bench/1"
+STATUSES = ("ok", "failed", "crashed", "skipped", "interrupted")
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Quality of one target's outputs on the eval set, against labels and/or FP32."""
+
+    rows: int
+    top1: float | None = None  # fraction, with labels
+    reference_top1: float | None = None  # the FP32 reference's top-1 on the same rows
+    drop_points: float | None = None  # (reference_top1 - top1) * 100
+    argmax_agreement: float | None = None  # fraction of rows with the FP32 argmax
+    cosine_mean: float | None = None  # mean per-row cosine similarity to FP32 outputs
+    max_abs_diff: float | None = None  # largest |output - FP32 output|
+
+
+@dataclass(frozen=True)
+class BenchRecord:
+    """One target at one batch size on one machine (batch_size None: never measured)."""
+
+    target: str
+    backend: str
+    precision: str
+    device: str
+    status: str
+    host: str = "local"
+    batch_size: int | None = None
+    error: str | None = None
+    threads: int | None = None
+    timing_mode: str | None = None
+    latency_ms: dict[str, float] | None = None  # LatencyStats.to_dict()
+    throughput_sps: float | None = None
+    peak_rss_bytes: int | None = None
+    size_bytes: int | None = None
+    size_ratio: float | None = None  # to the FP32 reference's size
+    accuracy: Accuracy | None = None
+    warnings: tuple[str, ...] = ()
+    machine: dict[str, Any] = field(default_factory=dict)  # measure.machine_facts()
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise QuantkitError(f"record for {self.target}: status {self.status!r} is not "
+                                f"one of {', '.join(STATUSES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["warnings"] = list(self.warnings)
+        return record
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "results") -> "BenchRecord":
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise QuantkitError(f"{where}: unknown record field(s) {', '.join(unknown)}")
+        missing = [name for name in ("target", "backend", "precision", "device", "status")
+                   if name not in data]
+        if missing:
+            raise QuantkitError(f"{where}: record lacks {', '.join(missing)}")
+        data = dict(data)
+        if data.get("accuracy") is not None:
+            data["accuracy"] = Accuracy(**data["accuracy"])
+        data["warnings"] = tuple(data.get("warnings") or ())
+        return cls(**data)
+
+
+@dataclass
+class BenchResults:
+    """A run's records plus what it was run with (settings, eval set, reference)."""
+
+    records: list[BenchRecord] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    eval_set: dict[str, Any] | None = None
+    reference: dict[str, Any] | None = None
+    created_utc: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc)
+                             .isoformat(timespec="seconds"))
+    interrupted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "created_utc": self.created_utc,
+                "interrupted": self.interrupted, "settings": self.settings,
+                "eval_set": self.eval_set, "reference": self.reference,
+                "records": [record.to_dict() for record in self.records]}
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a reader (or a Ctrl-C) never leaves half a file."""
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        partial.replace(path)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "results") -> "BenchResults":
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+            raise QuantkitError(f"{where}: not a quantkit results file (schema {found!r}, "
+                                f"expected {SCHEMA!r})")
+        records = data.get("records")
+        if not isinstance(records, list):
+            raise QuantkitError(f"{where}: 'records' must be a list")
+        return cls(records=[BenchRecord.from_dict(item, f"{where} record {index}")
+                            for index, item in enumerate(records)],
+                   settings=data.get("settings") or {}, eval_set=data.get("eval_set"),
+                   reference=data.get("reference"),
+                   created_utc=data.get("created_utc", ""),
+                   interrupted=bool(data.get("interrupted", False)))
+
+    @classmethod
+    def load(cls, path: Path) -> "BenchResults":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise QuantkitError(f"results file not found: {path}") from None
+        except json.JSONDecodeError as exc:
+            raise QuantkitError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_dict(data, str(path))
+
+
+def merge(results: Iterable[BenchResults]) -> BenchResults:
+    """One comparison from several runs (machines); records keep their own machine."""
+    merged = BenchResults(records=[], settings={"merged_from": []})
+    for part in results:
+        merged.records.extend(part.records)
+        merged.settings["merged_from"].append({"created_utc": part.created_utc,
+                                               "settings": part.settings})
+        merged.interrupted = merged.interrupted or part.interrupted
+        merged.eval_set = merged.eval_set or part.eval_set
+    return merged
