@@ -1,0 +1,270 @@
+"""`bench`: measure converted artifacts, one process per target, into one results file.
+
+Data flows one way: artifacts (+ an eval set) -> job folders -> runner processes (here or
+on a remote host) -> raw timings and outputs -> records (stats, accuracy, size). The
+FP32 reference runs first so every later record can say what it lost against it.
+Results are saved after every target, so a crash or Ctrl-C keeps what was finished.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from quantkit.benchmark import measure
+from quantkit.benchmark.feeds import artifact_feeds, synthetic_inputs, tile_rows
+from quantkit.benchmark.jobs import MeasureSettings, run_local, write_job
+from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults
+from quantkit.benchmark.runner import EVAL_OUTPUTS
+from quantkit.benchmark.stats import HIGH_CV, summarize
+from quantkit.errors import QuantkitError
+from quantkit.targets.base import ARTIFACT_MANIFEST, Artifact
+
+RESULTS_FILE = "results.json"
+ANY_TARGET = "*"
+
+
+@dataclass
+class _Reference:
+    """The FP32 outputs, top-1 and size every other target is compared with."""
+
+    target: str
+    size_bytes: int
+    outputs: np.ndarray | None = None
+    top1: float | None = None
+
+
+@dataclass
+class BenchPlan:
+    """What to measure: artifacts, how, on which data, against what, and where."""
+
+    artifacts: Sequence[Path]
+    settings: MeasureSettings = field(default_factory=MeasureSettings)
+    eval_set: object | None = None  # evalsets.EvalSet
+    reference: Path | None = None  # an FP32 artifact; default: the first FP32 one listed
+    remote: Mapping[str, object] = field(default_factory=dict)  # target or "*" -> HostProfile
+
+    def host_for(self, target: str):
+        return self.remote.get(target, self.remote.get(ANY_TARGET))
+
+
+def find_artifacts(paths: Sequence[Path], targets: Sequence[str] | None = None) -> list[Path]:
+    """Artifact folders named directly, or found one level inside a run folder."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / ARTIFACT_MANIFEST).is_file():
+            found.append(path)
+        elif path.is_dir():
+            inside = sorted(p.parent for p in path.glob(f"*/{ARTIFACT_MANIFEST}"))
+            inside += sorted(p.parent for p in path.glob(f"artifacts/*/{ARTIFACT_MANIFEST}"))
+            if not inside:
+                raise QuantkitError(f"{path}: no artifact.json in it or its sub-folders "
+                                    "(make artifacts with 'quantkit convert')")
+            found.extend(inside)
+        else:
+            raise QuantkitError(f"not found: {path}")
+    if targets:
+        named = {Artifact.load(folder).target: folder for folder in found}
+        unknown = [name for name in targets if name not in named]
+        if unknown:
+            raise QuantkitError(f"no artifact for target(s) {', '.join(unknown)} "
+                                f"(found: {', '.join(sorted(named))})")
+        found = [named[name] for name in targets]
+    return found
+
+
+def bench(plan: BenchPlan, out_dir: Path | None = None,
+          on_event: Callable[[str], None] = lambda message: None) -> BenchResults:
+    """Measure every artifact of `plan`; results.json in `out_dir` after each target."""
+    artifacts = [load_artifact(path) for path in plan.artifacts]
+    if not artifacts:
+        raise QuantkitError("nothing to benchmark: give at least one artifact")
+    reference_dir = _reference_dir(plan, artifacts)
+    order = sorted(artifacts, key=lambda a: a.folder != reference_dir)  # reference first
+    if reference_dir is not None and all(a.folder != reference_dir for a in artifacts):
+        order.insert(0, load_artifact(reference_dir))
+    eval_set = plan.eval_set
+    results = BenchResults(settings=plan.settings.to_dict(),
+                           eval_set=eval_set.describe() if eval_set is not None else None,
+                           reference={"artifact": str(reference_dir)} if reference_dir else None)
+    reference: _Reference | None = None
+    with tempfile.TemporaryDirectory(prefix="quantkit-bench-") as scratch:
+        try:
+            for index, artifact in enumerate(order):
+                on_event(f"[{index + 1}/{len(order)}] {artifact.target}")
+                result, outputs = _measure(artifact, plan, Path(scratch) / f"{index:02d}")
+                if artifact.folder == reference_dir:
+                    reference = _reference_from(artifact, result, outputs, eval_set)
+                records = records_for(artifact, result, outputs, plan, reference)
+                results.records.extend(records)
+                on_event(_summary_line(records))
+                if out_dir is not None:
+                    _save(results, out_dir)
+        except KeyboardInterrupt:
+            results.interrupted = True
+            done = {record.target for record in results.records}
+            for artifact in order:
+                if artifact.target not in done:
+                    results.records.append(_bare_record(
+                        artifact, "interrupted", "run interrupted before this target finished"))
+            if out_dir is not None:
+                _save(results, out_dir)
+            raise
+    return results
+
+
+def _save(results: BenchResults, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results.save(out_dir / RESULTS_FILE)
+
+
+def load_artifact(path: Path) -> Artifact:
+    path = Path(path).absolute()
+    if not (path / ARTIFACT_MANIFEST).is_file():
+        raise QuantkitError(f"not a quantkit artifact: {path} has no {ARTIFACT_MANIFEST} "
+                            "(make one with 'quantkit convert')")
+    return Artifact.load(path)
+
+
+def _reference_dir(plan: BenchPlan, artifacts: list[Artifact]) -> Path | None:
+    if plan.reference is not None:
+        reference = load_artifact(plan.reference)
+        if reference.precision != "fp32":
+            raise QuantkitError(f"reference {plan.reference} is {reference.precision}: the "
+                                "reference must be an FP32 artifact")
+        return reference.folder
+    return next((a.folder for a in artifacts if a.precision == "fp32"), None)
+
+
+def _profile(artifact: Artifact):
+    from quantkit.targets.convert import PROFILE_RECORD
+    from quantkit.targets.profile import profile_from_dict
+
+    path = artifact.folder / PROFILE_RECORD
+    return profile_from_dict(json.loads(path.read_text()), source=str(path))
+
+
+def _measure(artifact: Artifact, plan: BenchPlan,
+             job_dir: Path) -> tuple[dict, np.ndarray | None]:
+    """Run one artifact's job where it belongs; (result record, eval outputs or None)."""
+    host = plan.host_for(artifact.target)
+    if host is None:
+        from quantkit.targets import adapter_for
+
+        available = adapter_for(artifact.backend).availability(_profile(artifact))
+        if not available.can_run:
+            return {"status": "skipped",
+                    "error": f"cannot run here: {available.reason}. Run it on such a machine "
+                             f"with: quantkit bench {artifact.folder} --remote HOST "
+                             "(docs/remote-boards.md)"}, None
+    try:
+        feeds = artifact_feeds(artifact)
+        bench_inputs, eval_inputs = _inputs_for(feeds, plan)
+    except QuantkitError as exc:
+        return {"status": "failed", "error": str(exc)}, None
+    write_job(job_dir, artifact.folder, plan.settings, bench_inputs, eval_inputs,
+              embed_artifact=host is not None,
+              opener=getattr(host, "opener", "auto") if host is not None else "quantkit")
+    if host is None:
+        result = run_local(job_dir, plan.settings)
+    else:
+        from quantkit.benchmark.remote import run_remote
+
+        result = run_remote(job_dir, host, plan.settings.timeout_s)
+        result["host"] = host.name
+    outputs = None
+    if result.get("status") == "ok" and result.get("eval_outputs"):
+        outputs = np.load(job_dir / EVAL_OUTPUTS)
+    return result, outputs
+
+
+def _inputs_for(feeds, plan: BenchPlan):
+    rows = max(plan.settings.batch_sizes)
+    eval_set = plan.eval_set
+    if eval_set is None:
+        return synthetic_inputs(feeds, rows), None
+    missing = [feed.name for feed in feeds if feed.name not in eval_set.inputs]
+    if missing:
+        raise QuantkitError(f"the eval set has input(s) {', '.join(eval_set.inputs)}; this "
+                            f"artifact needs {', '.join(feed.name for feed in feeds)}")
+    inputs = {feed.name: eval_set.inputs[feed.name] for feed in feeds}
+    return tile_rows(inputs, rows), inputs
+
+
+def _reference_from(artifact: Artifact, result: dict, outputs, eval_set) -> _Reference:
+    from quantkit.benchmark.accuracy import top1
+
+    reference = _Reference(artifact.target, artifact.size_bytes, outputs)
+    if outputs is not None and eval_set is not None and eval_set.labels is not None:
+        reference.top1 = top1(outputs, eval_set.labels)
+    return reference
+
+
+def records_for(artifact: Artifact, result: dict, outputs: np.ndarray | None,
+                plan: BenchPlan, reference: _Reference | None) -> list[BenchRecord]:
+    """One record per batch size from a runner result (one record if it did not run)."""
+    status = result.get("status", "crashed")
+    if status != "ok":
+        return [_bare_record(artifact, status, result.get("error") or "no error text",
+                             host=result.get("host", "local"), machine=result.get("machine"))]
+    accuracy = _accuracy(outputs, plan, reference, artifact)
+    size = artifact.size_bytes
+    ratio = size / reference.size_bytes if reference and reference.size_bytes else None
+    machine = result.get("machine") or {}
+    threads = plan.settings.threads or _profile(artifact).threads
+    records = []
+    for batch, seconds in result["timings_s"].items():
+        stats = summarize(seconds)
+        warnings = []
+        if stats.is_noisy:
+            warnings.append(f"latency CV {stats.cv:.0%} > {HIGH_CV:.0%}: busy machine or "
+                            "short warm-up; compare with care")
+        if stats.iterations < 100:
+            warnings.append(f"{stats.iterations} timed runs: p99 is close to the max")
+        cores = machine.get("logical_cores") or 0
+        if cores and threads > cores:
+            warnings.append(f"{threads} threads on {cores} logical cores")
+        records.append(BenchRecord(
+            target=artifact.target, backend=artifact.backend, precision=artifact.precision,
+            device=_profile(artifact).device, status="ok", host=result.get("host", "local"),
+            batch_size=int(batch), threads=threads, timing_mode=result.get("timing_mode"),
+            latency_ms=stats.to_dict(), throughput_sps=stats.throughput(int(batch)),
+            peak_rss_bytes=result.get("peak_rss_bytes"), size_bytes=size, size_ratio=ratio,
+            accuracy=accuracy, warnings=tuple(warnings), machine=machine))
+    return records
+
+
+def _accuracy(outputs, plan: BenchPlan, reference: _Reference | None,
+              artifact: Artifact) -> Accuracy | None:
+    if outputs is None or plan.eval_set is None:
+        return None
+    from quantkit.benchmark.accuracy import measure_accuracy
+
+    is_reference = reference is not None and reference.target == artifact.target
+    return measure_accuracy(
+        outputs, plan.eval_set.labels,
+        None if reference is None or is_reference else reference.outputs,
+        None if reference is None or is_reference else reference.top1,
+        source=plan.eval_set.source)
+
+
+def _bare_record(artifact: Artifact, status: str, error: str, host: str = "local",
+                 machine: dict | None = None) -> BenchRecord:
+    return BenchRecord(target=artifact.target, backend=artifact.backend,
+                       precision=artifact.precision, device=_profile(artifact).device,
+                       status=status, host=host, error=error, size_bytes=artifact.size_bytes,
+                       machine=machine or measure.machine_facts())
+
+
+def _summary_line(records: list[BenchRecord]) -> str:
+    first = records[0]
+    if first.status != "ok":
+        return f"  {first.target}: {first.status}: {first.error}"
+    parts = [f"batch {r.batch_size}: p50 {r.latency_ms['p50_ms']:.3g} ms" for r in records]
+    if first.accuracy is not None and first.accuracy.top1 is not None:
+        parts.append(f"top-1 {first.accuracy.top1:.2%}")
+    return f"  {first.target}: " + ", ".join(parts)
