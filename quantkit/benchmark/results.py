@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
@@ -14,6 +15,7 @@ from typing import Any, Iterable
 from quantkit.errors import QuantkitError
 
 SCHEMA = "quantkit.bench/1"
+SCHEMA_FILE = Path(__file__).with_name("results.schema.json")  # JSON Schema of results.json
 STATUSES = ("ok", "failed", "crashed", "skipped", "interrupted")
 
 
@@ -73,11 +75,48 @@ class BenchRecord:
                    if name not in data]
         if missing:
             raise QuantkitError(f"{where}: record lacks {', '.join(missing)}")
+        problem = _type_problem(data)
+        if problem:
+            raise QuantkitError(f"{where} ({data.get('target')}): {problem}; regenerate it "
+                                "with `quantkit bench`")
         data = dict(data)
         if data.get("accuracy") is not None:
             data["accuracy"] = Accuracy(**data["accuracy"])
         data["warnings"] = tuple(data.get("warnings") or ())
         return cls(**data)
+
+
+_NUMBER_FIELDS = ("batch_size", "threads", "throughput_sps", "peak_rss_bytes", "size_bytes",
+                  "size_ratio")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _type_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with a record's values (field names are checked by the caller)."""
+    if data["status"] not in STATUSES:
+        return f"status {data['status']!r} is not one of {', '.join(STATUSES)}"
+    latency = data.get("latency_ms")
+    if latency is not None and not (isinstance(latency, dict)
+                                    and all(_is_number(v) for v in latency.values())):
+        return f"latency_ms must be a mapping of numbers, not {latency!r}"
+    for name in _NUMBER_FIELDS:
+        value = data.get(name)
+        if value is not None and not _is_number(value):
+            return f"{name} must be a number, not {value!r}"
+    accuracy = data.get("accuracy")
+    if accuracy is not None:
+        known = {item.name for item in fields(Accuracy)}
+        if not isinstance(accuracy, dict) or set(accuracy) - known or "rows" not in accuracy:
+            return f"accuracy must be a mapping of {', '.join(sorted(known))}, not {accuracy!r}"
+        bad = [k for k, v in accuracy.items() if v is not None and not _is_number(v)]
+        if bad:
+            return f"accuracy.{bad[0]} must be a number, not {accuracy[bad[0]]!r}"
+    if not isinstance(data.get("machine", {}), dict):
+        return f"machine must be a mapping, not {data['machine']!r}"
+    return None
 
 
 @dataclass
@@ -102,7 +141,7 @@ class BenchResults:
         """Write atomically: a reader (or a Ctrl-C) never leaves half a file."""
         path = Path(path)
         partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        partial.write_text(json.dumps(_strict_json(self.to_dict()), indent=2) + "\n")
         partial.replace(path)
 
     @classmethod
@@ -131,6 +170,17 @@ class BenchResults:
         except json.JSONDecodeError as exc:
             raise QuantkitError(f"{path}: not valid JSON ({exc})") from None
         return cls.from_dict(data, str(path))
+
+
+def _strict_json(value: Any) -> Any:
+    """NaN/Infinity are not JSON: store null (the record's warnings say what overflowed)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strict_json(item) for item in value]
+    return value
 
 
 def merge(results: Iterable[BenchResults]) -> BenchResults:

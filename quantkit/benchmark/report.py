@@ -1,0 +1,335 @@
+"""Views of benchmark results: a terminal table, CSV, Markdown and PNG plots.
+
+Every view is drawn from the same `BenchResults` (results.json), so the table in a
+terminal, the README table and the plots of one run cannot disagree. Records from
+several machines stay apart by machine name in every view.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults, merge
+from quantkit.benchmark.stats import HIGH_CV, LatencyStats
+from quantkit.errors import QuantkitError
+
+if TYPE_CHECKING:  # rich loads only when a table is drawn
+    from rich.console import Console
+    from rich.table import Table
+
+MISSING = "-"  # what a human-facing cell shows for "not measured"
+MB = 1_000_000  # sizes and memory in SI megabytes, as the column headers say
+
+REPORT_FILES = {"json": "results.json", "csv": "results.csv", "markdown": "results.md",
+                "latency_vs_accuracy": "latency_vs_accuracy.png", "size": "size.png"}
+
+LATENCY_KEYS = tuple(item.name for item in fields(LatencyStats))
+ACCURACY_KEYS = tuple(item.name for item in fields(Accuracy))
+MACHINE_KEYS = ("hostname", "arch", "cpu_model", "isa_flags", "logical_cores", "os", "python",
+                "libraries")
+# Spreadsheet columns: named after the JSON fields so a CSV header maps back to the schema.
+CSV_COLUMNS = (("target", "backend", "precision", "device", "status", "host", "machine",
+                "batch_size", "threads", "timing_mode")
+               + tuple(f"latency_{key}" for key in LATENCY_KEYS)
+               + ("throughput_sps", "peak_rss_bytes", "size_bytes", "size_ratio")
+               + tuple(f"accuracy_{key}" for key in ACCURACY_KEYS)
+               + ("warnings", "error")
+               + tuple(f"machine_{key}" for key in MACHINE_KEYS))
+# Human columns, shared by the rich table and the Markdown table.
+TABLE_COLUMNS = ("target", "machine", "batch", "status", "p50 ms", "p90 ms", "p99 ms",
+                 "samples/s", "RSS MB", "size MB", "vs FP32", "top-1", "drop pts", "agree",
+                 "notes")
+_NUMERIC_COLUMNS = frozenset(TABLE_COLUMNS[4:14]) | {"batch"}
+_STATUS_STYLES = {"ok": "green", "failed": "red", "crashed": "bold red",
+                  "skipped": "yellow", "interrupted": "yellow"}
+
+
+# -- formatting rules: one place, so every view prints a number the same way ----------
+
+def fmt_sig3(value: float | None) -> str:
+    """Three significant digits without exponent notation (0.123, 12.3, 1230)."""
+    if value is None:
+        return MISSING
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    rounded = float(f"{value:.3g}")  # round first: 9.996 must print as 10.0, not 10.00
+    if rounded == 0:
+        return "0"
+    return f"{rounded:.{max(0, 2 - math.floor(math.log10(abs(rounded))))}f}"
+
+
+def fmt_ms(value: float | None) -> str:
+    return fmt_sig3(value)
+
+
+def fmt_pct(fraction: float | None) -> str:
+    """A fraction as a percentage with two decimals (0.97123 -> 97.12%)."""
+    return MISSING if fraction is None else f"{fraction * 100:.2f}%"
+
+
+def fmt_points(points: float | None) -> str:
+    """Percentage points with two decimals; positive means accuracy was lost."""
+    return MISSING if points is None else f"{points:.2f}"
+
+
+def fmt_mb(size_bytes: int | None) -> str:
+    return MISSING if size_bytes is None else fmt_sig3(size_bytes / MB)
+
+
+def fmt_ratio(ratio: float | None) -> str:
+    return MISSING if ratio is None else f"{ratio:.2f}x"
+
+
+def machine_name(record: BenchRecord) -> str:
+    """What to call the machine a record ran on: its host alias, else its hostname.
+
+    Two runs made "local"ly on different machines must not merge into one name.
+    """
+    if record.host and record.host != "local":
+        return record.host
+    return str(record.machine.get("hostname") or record.host or "local")
+
+
+def machines(results: BenchResults) -> dict[str, dict[str, Any]]:
+    """Each machine in the results (by name, in order of appearance) with its facts."""
+    found: dict[str, dict[str, Any]] = {}
+    for record in results.records:
+        name = machine_name(record)
+        if name not in found or (record.machine and not found[name]):
+            found[name] = dict(record.machine)
+    return found
+
+
+def describe_machine(facts: dict[str, Any]) -> str:
+    """One line: CPU, cores, ISA flags, OS, Python and runtime versions."""
+    if not facts:
+        return "no machine facts recorded"
+    parts = [str(facts.get("cpu_model") or "unknown CPU")]
+    hardware = [str(facts["arch"])] if facts.get("arch") else []
+    if facts.get("logical_cores"):
+        hardware.append(f"{facts['logical_cores']} logical cores")
+    if facts.get("isa_flags"):
+        hardware.append(" ".join(facts["isa_flags"]))
+    if hardware:
+        parts[0] += f" ({', '.join(hardware)})"
+    if facts.get("os"):
+        parts.append(str(facts["os"]))
+    if facts.get("python"):
+        parts.append(f"Python {facts['python']}")
+    libraries = facts.get("libraries") or {}
+    if libraries:
+        parts.append(" ".join(f"{name} {version}" for name, version in sorted(libraries.items())))
+    return "; ".join(parts)
+
+
+def record_notes(record: BenchRecord) -> list[str]:
+    """Why a record failed, or what makes its numbers doubtful (warnings, a noisy run)."""
+    notes = []
+    if record.status != "ok":
+        first_line = (record.error or "").strip().splitlines()
+        notes.append(first_line[0] if first_line else record.status)
+    notes.extend(record.warnings)
+    if _is_noisy(record) and not any("cv" in note.lower() for note in notes):
+        notes.append(f"high CV {record.latency_ms['cv']:.2f} (> {HIGH_CV}): noisy timing")
+    return notes
+
+
+def _is_noisy(record: BenchRecord) -> bool:
+    cv = (record.latency_ms or {}).get("cv")
+    return cv is not None and cv > HIGH_CV
+
+
+def table_cells(record: BenchRecord) -> dict[str, str]:
+    """One record as the human columns (TABLE_COLUMNS), formatted."""
+    latency = record.latency_ms or {}
+    accuracy = record.accuracy
+    return {
+        "target": record.target,
+        "machine": machine_name(record),
+        "batch": MISSING if record.batch_size is None else str(record.batch_size),
+        "status": record.status,
+        "p50 ms": fmt_ms(latency.get("p50_ms")),
+        "p90 ms": fmt_ms(latency.get("p90_ms")),
+        "p99 ms": fmt_ms(latency.get("p99_ms")),
+        "samples/s": fmt_sig3(record.throughput_sps),
+        "RSS MB": fmt_mb(record.peak_rss_bytes),
+        "size MB": fmt_mb(record.size_bytes),
+        "vs FP32": fmt_ratio(record.size_ratio),
+        "top-1": fmt_pct(accuracy.top1 if accuracy else None),
+        "drop pts": fmt_points(accuracy.drop_points if accuracy else None),
+        "agree": fmt_pct(accuracy.argmax_agreement if accuracy else None),
+        "notes": "; ".join(record_notes(record)) or MISSING,
+    }
+
+
+# -- the views ------------------------------------------------------------------------
+
+def render_table(results: BenchResults, console: "Console | None" = None) -> "Table":
+    """Print the results as a rich table (to `console`, else stdout); return the table."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="quantkit benchmark" + (" (interrupted: partial)"
+                                                if results.interrupted else ""),
+                  caption=_machines_caption(results), caption_justify="left")
+    for column in TABLE_COLUMNS:
+        table.add_column(column, justify="right" if column in _NUMERIC_COLUMNS else "left",
+                         overflow="fold", no_wrap=column in ("target", "status"))
+    for record in results.records:
+        cells = table_cells(record)
+        # Text, not markup: an error message may contain "[...]" that rich would eat.
+        row = [Text(cells[column]) for column in TABLE_COLUMNS]
+        row[TABLE_COLUMNS.index("status")].stylize(_STATUS_STYLES.get(record.status, ""))
+        if record.status != "ok":
+            row[TABLE_COLUMNS.index("notes")].stylize("red")
+        table.add_row(*row)
+    if console is None:  # 15 columns: below ~160 characters rich folds every cell
+        console = Console()
+        console = Console(width=max(console.width, 160))
+    console.print(table)
+    return table
+
+
+def to_csv(results: BenchResults) -> str:
+    """One row per record, exact values (not rounded), empty where not measured."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in results.records:
+        writer.writerow(csv_row(record))
+    return buffer.getvalue()
+
+
+def csv_row(record: BenchRecord) -> dict[str, str]:
+    """One record flattened to CSV_COLUMNS (latency_*, accuracy_*, machine_* columns)."""
+    row: dict[str, Any] = {
+        "target": record.target, "backend": record.backend, "precision": record.precision,
+        "device": record.device, "status": record.status, "host": record.host,
+        "machine": machine_name(record), "batch_size": record.batch_size,
+        "threads": record.threads, "timing_mode": record.timing_mode,
+        "throughput_sps": record.throughput_sps, "peak_rss_bytes": record.peak_rss_bytes,
+        "size_bytes": record.size_bytes, "size_ratio": record.size_ratio,
+        "warnings": "; ".join(record.warnings), "error": record.error,
+    }
+    latency = record.latency_ms or {}
+    row.update({f"latency_{key}": latency.get(key) for key in LATENCY_KEYS})
+    accuracy = record.accuracy
+    row.update({f"accuracy_{key}": getattr(accuracy, key) if accuracy else None
+                for key in ACCURACY_KEYS})
+    facts = record.machine
+    row.update({f"machine_{key}": facts.get(key) for key in MACHINE_KEYS})
+    row["machine_isa_flags"] = " ".join(facts.get("isa_flags") or ())
+    row["machine_libraries"] = " ".join(f"{name}={version}" for name, version
+                                        in sorted((facts.get("libraries") or {}).items()))
+    return {key: "" if value is None else str(value) for key, value in row.items()}
+
+
+def to_markdown(results: BenchResults) -> str:
+    """A GitHub Markdown table of the records, with the machine(s) named under it."""
+    header = "| " + " | ".join(TABLE_COLUMNS) + " |"
+    rule = "|" + "|".join("---:" if column in _NUMERIC_COLUMNS else "---"
+                          for column in TABLE_COLUMNS) + "|"
+    lines = [header, rule]
+    for record in results.records:
+        cells = table_cells(record)
+        lines.append("| " + " | ".join(_md_escape(cells[column]) for column in TABLE_COLUMNS)
+                     + " |")
+    lines.append("")
+    if results.interrupted:
+        lines += ["**The run was interrupted: these results are partial.**", ""]
+    found = machines(results)
+    lines.append("Measured on:" if found else "No records.")
+    lines += [f"- **{_md_escape(_named(name, facts))}**: {_md_escape(describe_machine(facts))}"
+              for name, facts in found.items()]
+    timing_modes = sorted({record.timing_mode for record in results.records
+                           if record.timing_mode})
+    if timing_modes:
+        lines += ["", "Latency covers " + "; ".join(_md_escape(mode) for mode in timing_modes)
+                  + "."]
+    if any(_is_noisy(record) for record in results.records):
+        lines += ["", f"High CV: the standard deviation is above {HIGH_CV:.0%} of the mean; "
+                  "compare such rows with care."]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(results: BenchResults, out_dir: Path) -> dict[str, Path]:
+    """Write results.json, .csv, .md and the two PNGs into `out_dir`, each atomically."""
+    from quantkit.benchmark import plots  # plots reuse this module's formatting rules
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {kind: out_dir / name for kind, name in REPORT_FILES.items()}
+    results.save(paths["json"])
+    write_text_atomic(paths["csv"], to_csv(results))
+    write_text_atomic(paths["markdown"], to_markdown(results))
+    plots.plot_latency_vs_accuracy(results, paths["latency_vs_accuracy"])
+    plots.plot_sizes(results, paths["size"])
+    return paths
+
+
+def report_from_files(paths: Sequence[Path], out_dir: Path) -> dict[str, Path]:
+    """Load one or more results.json (several: one comparison across machines); write reports."""
+    if not paths:
+        raise QuantkitError("give at least one results.json to report on")
+    loaded = [_load(Path(path)) for path in paths]
+    results = loaded[0] if len(loaded) == 1 else merge(loaded)
+    return write_reports(results, out_dir)
+
+
+# -- helpers --------------------------------------------------------------------------
+
+def _load(path: Path) -> BenchResults:
+    """Load one results file; every refusal names the file (several may be given)."""
+    try:
+        results = BenchResults.load(path)
+    except QuantkitError as exc:
+        if str(path) in str(exc):
+            raise
+        raise QuantkitError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise QuantkitError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise QuantkitError(f"{path}: malformed results record ({exc}); "
+                            "regenerate it with `quantkit bench`") from None
+    return results
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path` to write to; moved onto `path` only on success."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    with atomic_path(path) as partial:
+        partial.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _machines_caption(results: BenchResults) -> str:
+    found = machines(results)
+    return "\n".join(f"{_named(name, facts)}: {describe_machine(facts)}"
+                     for name, facts in found.items())
+
+
+def _named(name: str, facts: dict[str, Any]) -> str:
+    """A host alias with the hostname it reached, when they differ ("pi4 (raspberrypi)")."""
+    hostname = facts.get("hostname")
+    return f"{name} ({hostname})" if hostname and hostname != name else name
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
