@@ -140,3 +140,22 @@ def test_thread_settings_go_to_the_child_only():
     env = child_environment(3)
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
     assert os.environ.get("OMP_NUM_THREADS") == before
+
+
+def test_benchmark_bin_summary_becomes_records_without_percentiles(artifacts):
+    import jsonschema
+
+    from quantkit.benchmark.results import SCHEMA_FILE
+    from quantkit.benchmark.session import load_artifact, records_for
+
+    artifact = load_artifact(artifacts["arm-lite-fp32"])
+    result = {"status": "ok", "opener": "benchmark_bin", "timings_s": {},
+              "latency_summary_ms": {"1": {"avg_ms": 4.0, "min_ms": 3.5, "max_ms": 6.0}},
+              "host": "phone", "machine": {"hostname": "phone", "arch": "arm"}}
+    (record,) = records_for(artifact, result, None, BenchPlan([artifact.folder], FAST), None)
+    assert record.latency_ms == {"iterations": 20, "min_ms": 3.5, "mean_ms": 4.0,
+                                 "max_ms": 6.0}
+    assert record.throughput_sps == pytest.approx(250.0)
+    assert record.host == "phone" and "no percentiles" in record.warnings[0]
+    document = BenchResults(records=[record]).to_dict()
+    jsonschema.validate(document, json.loads(SCHEMA_FILE.read_text()))

@@ -57,7 +57,18 @@ def time_calls(call: Callable[[], object], warmup: int, iterations: int | None =
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far (0 where the OS does not say)."""
+    """Peak resident memory of this process so far (0 where the OS does not say).
+
+    Linux: VmHWM of /proc/self/status, which starts afresh at exec. getrusage's ru_maxrss
+    survives fork+exec, so a runner started by a 1 GB parent would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # Windows

@@ -217,14 +217,27 @@ def records_for(artifact: Artifact, result: dict, outputs: np.ndarray | None,
     machine = result.get("machine") or {}
     threads = plan.settings.threads or _profile(artifact).threads
     records = []
+    for batch, summary in (result.get("latency_summary_ms") or {}).items():
+        # benchmark_bin (adb) reports avg/min/max of its own loop, not each run.
+        records.append(BenchRecord(
+            target=artifact.target, backend=artifact.backend, precision=artifact.precision,
+            device=_profile(artifact).device, status="ok", host=result.get("host", "local"),
+            batch_size=int(batch), threads=threads, timing_mode=result.get("timing_mode"),
+            latency_ms={"iterations": plan.settings.iterations or 1,
+                        "min_ms": summary["min_ms"], "mean_ms": summary["avg_ms"],
+                        "max_ms": summary["max_ms"]},
+            throughput_sps=int(batch) * 1000.0 / summary["avg_ms"], size_bytes=size,
+            size_ratio=ratio, accuracy=accuracy, machine=machine,
+            warnings=("benchmark_bin: avg/min/max only, no percentiles",)))
     for batch, seconds in result["timings_s"].items():
         stats = summarize(seconds)
         warnings = []
         if stats.is_noisy:
-            warnings.append(f"latency CV {stats.cv:.0%} > {HIGH_CV:.0%}: busy machine or "
-                            "short warm-up; compare with care")
+            warnings.append(f"noisy: CV {stats.cv:.0%} > {HIGH_CV:.0%}")
+        if outputs is not None and not np.all(np.isfinite(outputs)):
+            warnings.append("NaN/Inf outputs")
         if stats.iterations < 100:
-            warnings.append(f"{stats.iterations} timed runs: p99 is close to the max")
+            warnings.append(f"{stats.iterations} runs: p99 ~ max")
         cores = machine.get("logical_cores") or 0
         if cores and threads > cores:
             warnings.append(f"{threads} threads on {cores} logical cores")
@@ -257,14 +270,17 @@ def _bare_record(artifact: Artifact, status: str, error: str, host: str = "local
     return BenchRecord(target=artifact.target, backend=artifact.backend,
                        precision=artifact.precision, device=_profile(artifact).device,
                        status=status, host=host, error=error, size_bytes=artifact.size_bytes,
-                       machine=machine or measure.machine_facts())
+                       machine=machine if machine is not None else
+                       measure.machine_facts() if host == "local" else {})
 
 
 def _summary_line(records: list[BenchRecord]) -> str:
     first = records[0]
     if first.status != "ok":
         return f"  {first.target}: {first.status}: {first.error}"
-    parts = [f"batch {r.batch_size}: p50 {r.latency_ms['p50_ms']:.3g} ms" for r in records]
+    parts = [f"batch {r.batch_size}: p50 {r.latency_ms['p50_ms']:.3g} ms"
+             if "p50_ms" in r.latency_ms else
+             f"batch {r.batch_size}: mean {r.latency_ms['mean_ms']:.3g} ms" for r in records]
     if first.accuracy is not None and first.accuracy.top1 is not None:
         parts.append(f"top-1 {first.accuracy.top1:.2%}")
     return f"  {first.target}: " + ", ".join(parts)

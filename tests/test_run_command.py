@@ -1,0 +1,77 @@
+"""`quantkit run`, the headline command, on the demo's trained MobileNetV1 (real CLI)."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantkit.benchmark.results import BenchResults
+
+QUANTKIT = [sys.executable, "-m", "quantkit.cli"]
+TARGETS = "intel-onednn-int8,onnxruntime-int8,x86-lite-fp32,arm-lite-int8"
+
+
+@pytest.mark.slow
+def test_run_calibrates_converts_benchmarks_and_reports(trained_model_dir, tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run(
+        QUANTKIT + ["run", str(trained_model_dir), "--model-filename", "fp32.pdmodel",
+                    "--params-filename", "fp32.pdiparams", "--calib", "mnist-train",
+                    "--calib-limit", "320", "--targets", TARGETS, "--eval", "mnist",
+                    "--eval-limit", "1000", "--batch-sizes", "1,8", "--iterations", "20",
+                    "--warmup", "3", "--out", str(out)],
+        capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = BenchResults.load(out / "results.json")
+    records = {(r.target, r.batch_size): r for r in results.records}
+    statuses = {r.target: r.status for r in results.records}
+    assert statuses == {"intel-cpu-fp32": "ok", "intel-onednn-int8": "ok",
+                        "onnxruntime-int8": "ok", "x86-lite-fp32": "ok",
+                        "arm-lite-int8": "skipped"}
+    fp32 = records[("intel-cpu-fp32", 1)]
+    assert fp32.accuracy.top1 > 0.93 and fp32.accuracy.rows == 1000
+    for target in ("intel-onednn-int8", "onnxruntime-int8"):
+        record = records[(target, 8)]
+        assert record.precision == "int8"
+        assert abs(record.accuracy.drop_points) < 1.5  # hist PTQ on a trained model
+        assert record.accuracy.argmax_agreement > 0.97
+        assert record.size_ratio < 0.4  # int8 weights
+        assert record.latency_ms["iterations"] == 20
+        assert record.throughput_sps == pytest.approx(8000 / record.latency_ms["mean_ms"])
+    lite = records[("x86-lite-fp32", 1)]
+    assert lite.accuracy.argmax_agreement == 1.0 and lite.accuracy.drop_points == 0.0
+    assert "cannot run here" in records[("arm-lite-int8", None)].error
+    assert (out / "calibrated" / "model.pdmodel").is_file()
+    assert (out / "artifacts" / "arm-lite-int8" / "model.nb").is_file()
+    for name in ("results.csv", "results.md", "latency_vs_accuracy.png", "size.png"):
+        assert (out / name).stat().st_size > 100, name
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == len(results.records)
+    assert "intel-onednn-int8" in done.stdout and "p99" in done.stdout
+    settings = json.loads((out / "results.json").read_text())["settings"]
+    assert settings["calibration"]["algo"] == "hist"
+
+
+def test_run_refuses_an_unknown_target_before_any_work(trained_model_dir, tmp_path):
+    done = subprocess.run(
+        QUANTKIT + ["run", str(trained_model_dir), "--model-filename", "fp32.pdmodel",
+                    "--params-filename", "fp32.pdiparams", "--calib", "mnist-train",
+                    "--targets", "intel-onednn-int8,no-such-target", "--out",
+                    str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "no-such-target" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_bench_refuses_zero_iterations(tmp_path):
+    model = Path(__file__).parent / "data" / "paddle3"
+    subprocess.run(QUANTKIT + ["convert", str(model), "-t", "intel-cpu-fp32", "--out",
+                               str(tmp_path / "a")], check=True, capture_output=True)
+    done = subprocess.run(QUANTKIT + ["bench", str(tmp_path / "a"), "--iterations", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "iterations must be >= 1" in done.stderr
