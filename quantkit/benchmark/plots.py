@@ -84,6 +84,9 @@ def plot_latency_vs_accuracy(results: BenchResults, path: Path) -> Path:
     return Path(path)
 
 
+ANNOTATE_AT_MOST = 4
+
+
 def _draw_panel(ax, points: list[_Point], colours: dict, markers: dict[str, str]) -> list[str]:
     """Scatter one batch size's points, each labelled; the labels, for the PNG's text."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -93,8 +96,9 @@ def _draw_panel(ax, points: list[_Point], colours: dict, markers: dict[str, str]
         ax.scatter(point.latency_ms, point.accuracy_pct, s=60, zorder=3,
                    color=colours[point.target], marker=markers.get(point.machine, "o"))
         label = f"{point.target} b{point.batch}" + (f" @{point.machine}" if markers else "")
-        ax.annotate(label, (point.latency_ms, point.accuracy_pct), fontsize=7,
-                    xytext=(5, 4), textcoords="offset points")
+        if len(points) <= ANNOTATE_AT_MOST:  # more labels overlap; the legend names colours
+            ax.annotate(label, (point.latency_ms, point.accuracy_pct), fontsize=7,
+                        xytext=(5, 4), textcoords="offset points")
         shown.append(f"{label}: {fmt_sig3(point.latency_ms)} ms, {point.accuracy_pct:.2f}%")
     latencies = [point.latency_ms for point in points]
     ax.margins(x=0.25, y=0.2)

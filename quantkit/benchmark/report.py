@@ -170,6 +170,9 @@ def table_cells(record: BenchRecord) -> dict[str, str]:
 
 # -- the views ------------------------------------------------------------------------
 
+NOTES_WIDTH = 48  # terminal table only
+
+
 def render_table(results: BenchResults, console: "Console | None" = None) -> "Table":
     """Print the results as a rich table (to `console`, else stdout); return the table."""
     from rich.console import Console
@@ -179,20 +182,26 @@ def render_table(results: BenchResults, console: "Console | None" = None) -> "Ta
     table = Table(title="quantkit benchmark" + (" (interrupted: partial)"
                                                 if results.interrupted else ""),
                   caption=_machines_caption(results), caption_justify="left")
-    for column in TABLE_COLUMNS:
+    # One machine: the caption names it, and the notes get its column's width.
+    columns = [c for c in TABLE_COLUMNS
+               if c != "machine" or len(set(map(machine_name, results.records))) > 1]
+    for column in columns:
         table.add_column(column, justify="right" if column in _NUMERIC_COLUMNS else "left",
-                         overflow="fold", no_wrap=column in ("target", "status"))
+                         overflow="fold", no_wrap=column in ("target", "status"),
+                         min_width=24 if column == "notes" else None)
     for record in results.records:
         cells = table_cells(record)
         # Text, not markup: an error message may contain "[...]" that rich would eat.
-        row = [Text(cells[column]) for column in TABLE_COLUMNS]
-        row[TABLE_COLUMNS.index("status")].stylize(_STATUS_STYLES.get(record.status, ""))
+        if len(cells["notes"]) > NOTES_WIDTH:  # the full text is in results.json/.md
+            cells["notes"] = cells["notes"][:NOTES_WIDTH - 1] + "…"
+        row = [Text(cells[column]) for column in columns]
+        row[columns.index("status")].stylize(_STATUS_STYLES.get(record.status, ""))
         if record.status != "ok":
-            row[TABLE_COLUMNS.index("notes")].stylize("red")
+            row[columns.index("notes")].stylize("red")
         table.add_row(*row)
-    if console is None:  # 15 columns: below ~160 characters rich folds every cell
+    if console is None:  # 14-15 columns: below ~170 characters rich folds every cell
         console = Console()
-        console = Console(width=max(console.width, 160))
+        console = Console(width=max(console.width, 172))
     console.print(table)
     return table
 

@@ -7,6 +7,7 @@ Results are saved after every target, so a crash or Ctrl-C keeps what was finish
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from dataclasses import dataclass, field
@@ -158,8 +159,8 @@ def _measure(artifact: Artifact, plan: BenchPlan,
         available = adapter_for(artifact.backend).availability(_profile(artifact))
         if not available.can_run:
             return {"status": "skipped",
-                    "error": f"cannot run here: {available.reason}. Run it on such a machine "
-                             f"with: quantkit bench {artifact.folder} --remote HOST "
+                    "error": f"cannot run here: {available.reason}. On such a machine: "
+                             f"quantkit bench {artifact.folder} --remote HOST "
                              "(docs/remote-boards.md)"}, None
     try:
         feeds = artifact_feeds(artifact)
@@ -208,12 +209,13 @@ def records_for(artifact: Artifact, result: dict, outputs: np.ndarray | None,
                 plan: BenchPlan, reference: _Reference | None) -> list[BenchRecord]:
     """One record per batch size from a runner result (one record if it did not run)."""
     status = result.get("status", "crashed")
-    if status != "ok":
-        return [_bare_record(artifact, status, result.get("error") or "no error text",
-                             host=result.get("host", "local"), machine=result.get("machine"))]
-    accuracy = _accuracy(outputs, plan, reference, artifact)
     size = artifact.size_bytes
     ratio = size / reference.size_bytes if reference and reference.size_bytes else None
+    if status != "ok":
+        record = _bare_record(artifact, status, result.get("error") or "no error text",
+                              host=result.get("host", "local"), machine=result.get("machine"))
+        return [dataclasses.replace(record, size_ratio=ratio)]
+    accuracy = _accuracy(outputs, plan, reference, artifact)
     machine = result.get("machine") or {}
     threads = plan.settings.threads or _profile(artifact).threads
     records = []

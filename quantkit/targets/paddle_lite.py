@@ -27,7 +27,7 @@ NB_FILE = "model.nb"
 VALID_TARGETS = ("arm", "opencl", "x86")
 _DEFAULT_TARGETS = {"arm": "arm", "cpu": "x86"}  # profile.device -> opt --valid_targets
 _ARM_REASON = ("needs an ARM device: copy the .nb and run it with Paddle Lite's "
-               "MobileConfig (quantkit's remote runner, issue 4)")
+               "MobileConfig on the board")
 _X86_INT8_REASON = ("Paddle Lite 2.13rc0 x86 INT8 .nb files give NaN or wrong outputs (or "
                     "segfault) on this machine: run INT8 on an ARM device, or use an fp32 "
                     "x86 profile here")
