@@ -20,6 +20,7 @@ from quantkit.errors import QuantkitError
 
 CALIBRATED = "calibrated"
 ARTIFACTS = "artifacts"
+RUN_RECORD = "run.json"  # what the run was made from: model hash, calibration, data
 # Top-1 and agreement are measured against the FP32 model run by plain Paddle Inference.
 REFERENCE_TARGET = "intel-cpu-fp32"
 
@@ -51,6 +52,7 @@ def run(model_dir: Path, calib_set, targets: Sequence[str], out_dir: Path,
         raise QuantkitError(f"reference target {reference.name} must be FP32")
     _fresh_folder(Path(out_dir), force)
     out_dir = Path(out_dir)
+    write_run_record(out_dir, model, settings, calib_set, targets)
 
     quantized_dir = None
     if any(profile.precision == "int8" for profile in profiles):
@@ -85,6 +87,37 @@ def run(model_dir: Path, calib_set, targets: Sequence[str], out_dir: Path,
                         "model": str(model.model_file), "targets": list(targets)}
     write_reports(results, out_dir)
     return results
+
+
+def write_run_record(out_dir: Path, model, settings: RunSettings, calib_set,
+                     targets: Sequence[str]) -> Path:
+    """run.json: the source model's hashes, calibration settings and data fingerprint.
+
+    Release bundles copy it into their manifest, so a bundle names what it came from.
+    """
+    import datetime
+    import json
+
+    from quantkit.hashing import file_sha256
+
+    files = [model.model_file] + ([model.params_file] if model.params_file else [])
+    record = {
+        "schema": "quantkit.run/1",
+        "created_utc": datetime.datetime.now(datetime.timezone.utc)
+        .isoformat(timespec="seconds"),
+        "source_model": {"dir": str(Path(model.model_dir).absolute()),
+                         "files": {path.name: {"sha256": file_sha256(path),
+                                               "size": path.stat().st_size}
+                                   for path in files}},
+        "calibration": {**settings.calibration.to_dict(),
+                        "data": calib_set.describe() if calib_set is not None else None},
+        "measure": settings.measure.to_dict(),
+        "reference_target": settings.reference_target,
+        "targets": list(targets),
+    }
+    path = out_dir / RUN_RECORD
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
 
 
 def _fresh_folder(out_dir: Path, force: bool) -> None:

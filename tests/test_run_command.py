@@ -54,6 +54,15 @@ def test_run_calibrates_converts_benchmarks_and_reports(trained_model_dir, tmp_p
     assert "intel-onednn-int8" in done.stdout and "p99" in done.stdout
     settings = json.loads((out / "results.json").read_text())["settings"]
     assert settings["calibration"]["algo"] == "hist"
+    import hashlib
+
+    run_record = json.loads((out / "run.json").read_text())
+    params = run_record["source_model"]["files"]["fp32.pdiparams"]
+    assert params["sha256"] == hashlib.sha256(
+        (trained_model_dir / "fp32.pdiparams").read_bytes()).hexdigest()
+    data = run_record["calibration"]["data"]
+    assert data["rows"] == 320 and data["fingerprint"].startswith("sha256:")
+    assert run_record["calibration"]["batch_nums"] == 10
 
 
 def test_run_refuses_an_unknown_target_before_any_work(trained_model_dir, tmp_path):
