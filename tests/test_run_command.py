@@ -84,3 +84,33 @@ def test_bench_refuses_zero_iterations(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "iterations must be >= 1" in done.stderr
+
+
+def test_ctrl_c_on_bench_keeps_finished_targets_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    model = Path(__file__).parent / "data" / "paddle3"
+    for target in ("intel-cpu-fp32", "onnxruntime-fp32"):
+        subprocess.run(QUANTKIT + ["convert", str(model), "-t", target, "--out",
+                                   str(tmp_path / "arts" / target)], check=True,
+                       capture_output=True)
+    out = tmp_path / "bench"
+    process = subprocess.Popen(
+        QUANTKIT + ["bench", str(tmp_path / "arts"), "--duration", "3", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell without job control starts background jobs with SIGINT ignored, and
+        # Python then keeps ignoring it: give the CLI the disposition a terminal gives.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (out / "results.json").is_file():  # the first target finished
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)  # Ctrl-C while the second target runs
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted; results finished so far are in" in stderr
+    results = BenchResults.load(out / "results.json")
+    assert results.interrupted
+    assert {r.target: r.status for r in results.records} == {
+        "intel-cpu-fp32": "ok", "onnxruntime-fp32": "interrupted"}

@@ -13,9 +13,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -93,18 +94,33 @@ def child_environment(threads: int | None) -> dict[str, str]:
     return env
 
 
-def run_local(job_dir: Path, settings: MeasureSettings) -> dict:
-    """Run the job in a fresh Python process; a crash becomes a 'crashed' record."""
+POLL_S = 0.2  # how often a wait looks at the Ctrl-C flag
+
+
+def run_local(job_dir: Path, settings: MeasureSettings,
+              should_stop: Callable[[], bool] = lambda: False) -> dict:
+    """Run the job in a fresh Python process; a crash becomes a 'crashed' record.
+
+    The runner gets its own session, so a Ctrl-C reaches this process only; when
+    `should_stop()` turns true the runner is killed and KeyboardInterrupt raised.
+    """
     command = [sys.executable, "-m", "quantkit.benchmark.runner", str(job_dir)]
     process = subprocess.Popen(command, env=child_environment(settings.threads),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
+    deadline = time.monotonic() + settings.timeout_s
     try:
-        _, stderr = process.communicate(timeout=settings.timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill(process)
-        return {"status": "failed",
-                "error": f"timed out after {settings.timeout_s:.0f} s (raise timeout_s)"}
+        while True:
+            try:
+                _, stderr = process.communicate(timeout=POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                if should_stop():
+                    raise KeyboardInterrupt from None
+                if time.monotonic() > deadline:
+                    _kill(process)
+                    return {"status": "failed", "error": f"timed out after "
+                            f"{settings.timeout_s:.0f} s (raise timeout_s)"}
     except KeyboardInterrupt:
         _kill(process)
         raise

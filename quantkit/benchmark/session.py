@@ -18,6 +18,7 @@ import numpy as np
 
 from quantkit.benchmark import measure
 from quantkit.benchmark.feeds import artifact_feeds, synthetic_inputs, tile_rows
+from quantkit.benchmark.interrupts import InterruptFlag
 from quantkit.benchmark.jobs import MeasureSettings, run_local, write_job
 from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults
 from quantkit.benchmark.runner import EVAL_OUTPUTS
@@ -93,11 +94,15 @@ def bench(plan: BenchPlan, out_dir: Path | None = None,
                            eval_set=eval_set.describe() if eval_set is not None else None,
                            reference={"artifact": str(reference_dir)} if reference_dir else None)
     reference: _Reference | None = None
-    with tempfile.TemporaryDirectory(prefix="quantkit-bench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="quantkit-bench-") as scratch, \
+            InterruptFlag() as interrupts:
         try:
             for index, artifact in enumerate(order):
+                interrupts.check()
                 on_event(f"[{index + 1}/{len(order)}] {artifact.target}")
-                result, outputs = _measure(artifact, plan, Path(scratch) / f"{index:02d}")
+                result, outputs = _measure(artifact, plan, Path(scratch) / f"{index:02d}",
+                                           interrupts)
+                interrupts.check()
                 if artifact.folder == reference_dir:
                     reference = _reference_from(artifact, result, outputs, eval_set)
                 records = records_for(artifact, result, outputs, plan, reference)
@@ -149,8 +154,8 @@ def _profile(artifact: Artifact):
     return profile_from_dict(json.loads(path.read_text()), source=str(path))
 
 
-def _measure(artifact: Artifact, plan: BenchPlan,
-             job_dir: Path) -> tuple[dict, np.ndarray | None]:
+def _measure(artifact: Artifact, plan: BenchPlan, job_dir: Path,
+             interrupts: InterruptFlag) -> tuple[dict, np.ndarray | None]:
     """Run one artifact's job where it belongs; (result record, eval outputs or None)."""
     host = plan.host_for(artifact.target)
     if host is None:
@@ -171,7 +176,7 @@ def _measure(artifact: Artifact, plan: BenchPlan,
               embed_artifact=host is not None,
               opener=getattr(host, "opener", "auto") if host is not None else "quantkit")
     if host is None:
-        result = run_local(job_dir, plan.settings)
+        result = run_local(job_dir, plan.settings, should_stop=lambda: interrupts.requested)
     else:
         from quantkit.benchmark.remote import run_remote
 
