@@ -66,6 +66,29 @@ def quantize_with_core(executor, model: InferenceModel, batches: FeedBatches,
                          save_params_filename, on_batch)
 
 
+def strip_call_stacks(model_file: Path) -> int:
+    """Drop the `op_callstack` attributes Paddle's save writes into feed/fetch ops.
+
+    They hold the caller's Python stack (file paths of the venv and the calling script):
+    a released model would leak them, and two identical calibrations called from
+    different places would differ in bytes. Only error messages read them.
+    """
+    from paddle.base import core
+
+    desc = core.ProgramDesc(model_file.read_bytes())
+    stripped = 0
+    for index in range(desc.num_blocks()):
+        block = desc.block(index)
+        for position in range(block.op_size()):
+            op = block.op(position)
+            if op.has_attr("op_callstack"):
+                op.remove_attr("op_callstack")
+                stripped += 1
+    if stripped:
+        model_file.write_bytes(desc.serialize_to_string())
+    return stripped
+
+
 def _quantize(executor, model, batches, config, out_dir, save_model_filename,
               save_params_filename, on_batch) -> CoreRunStats:
     from paddle.static.quantization import PostTrainingQuantization
@@ -84,7 +107,12 @@ def _quantize(executor, model, batches, config, out_dir, save_model_filename,
     if loader.seen == 0:
         raise QuantkitError("the calibration data produced no batch (with a sample generator, "
                             f"it needs at least batch_size={config.batch_size} samples)")
-    ptq.save_quantized_model(str(out_dir), model_filename=save_model_filename)
+    import paddle
+
+    # A fresh name counter: else the Nth save in a process names a var scale_0.tmp_N.
+    with paddle.utils.unique_name.guard():
+        ptq.save_quantized_model(str(out_dir), model_filename=save_model_filename)
+    strip_call_stacks(Path(out_dir) / save_model_filename)
     _rename_params(out_dir, save_model_filename, save_params_filename)
     passes = 2 if config.algo in ("KL", "hist") else 1
     return CoreRunStats(seconds=time.perf_counter() - started,

@@ -204,7 +204,7 @@ class PaddleLiteAdapter:
                 "valid_targets": options.valid_targets,
                 "opt_path": str(opt),
                 "opt_version": self._opt_version(opt, options),
-                "opt_command": command,
+                "opt_command": _portable_command(command, model, out_dir),
                 "inputs": [{"name": feed.name, "shape": list(feed.shape), "dtype": feed.dtype}
                            for feed in model.feeds],
                 "threads": profile.threads,
@@ -247,6 +247,17 @@ class PaddleLiteAdapter:
             return "unknown"
         lines = [line.strip() for line in output.splitlines() if line.strip()]
         return lines[-1] if lines else "unknown"
+
+
+def _portable_command(command: list[str], model: InferenceModel, out_dir: Path) -> list[str]:
+    """The opt command as recorded: paths as <model_dir>/... and <artifact>/... placeholders.
+
+    The real paths (a random staging folder, wherever the model lay) would make two
+    conversions of the same model differ in artifact.json, and thus in a bundle.
+    """
+    return [Path(command[0]).name] + [
+        arg.replace(str(out_dir), "<artifact>").replace(str(model.model_dir), "<model_dir>")
+        for arg in command[1:]]
 
 
 def parse_supported_ops(output: str) -> frozenset[str]:
