@@ -302,5 +302,15 @@ class _user_errors:
         return False
 
 
+def _register_packaging_commands() -> None:
+    from quantkit.packaging.cli_commands import package_command, verify_command
+
+    main.add_command(package_command)
+    main.add_command(verify_command)
+
+
+_register_packaging_commands()
+
+
 if __name__ == "__main__":
     main()

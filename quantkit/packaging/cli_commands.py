@@ -1,0 +1,57 @@
+"""`quantkit package` and `quantkit verify`: thin click commands over quantkit.packaging.
+
+Registered in quantkit/cli.py with `main.add_command(package_command)` and
+`main.add_command(verify_command)`. Exit codes: 0 ok, 1 the smoke run failed (the report
+says by how much), 2 a refusal (one line: the file or argument at fault and what to do).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from quantkit.errors import QuantkitError
+
+
+@click.command("package")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--target", "-t", default=None,
+              help="Target to package from a run folder (needed when it holds several).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the bundle folder <target>/ and <target>.tar.gz.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle of that target.")
+def package_command(source: Path, target: str | None, out_dir: Path, force: bool) -> None:
+    """Package SOURCE (a 'quantkit run' folder or an artifact folder) as a release bundle."""
+    from quantkit.packaging import package
+
+    try:
+        folder = package(source, out_dir, target=target, force=force)
+    except QuantkitError as exc:
+        _refuse(exc)
+    click.echo(f"bundle: {folder}")
+    click.echo(f"archive: {folder.with_name(folder.name + '.tar.gz')}")
+    click.echo(f"check it with: quantkit verify {folder}")
+
+
+@click.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--no-smoke", is_flag=True,
+              help="Check checksums only; do not run the model on the smoke input.")
+def verify_command(bundle: Path, no_smoke: bool) -> None:
+    """Check BUNDLE (folder or .tar.gz): every checksum, then a smoke run where possible."""
+    from quantkit.packaging import verify
+
+    try:
+        report = verify(bundle, smoke=not no_smoke)
+    except QuantkitError as exc:
+        _refuse(exc)
+    for line in report.lines():
+        click.echo(line)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _refuse(exc: QuantkitError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
