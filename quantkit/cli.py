@@ -302,14 +302,18 @@ class _user_errors:
         return False
 
 
-def _register_packaging_commands() -> None:
+def _register_release_commands() -> None:
+    """package/verify/serve live beside their modules; registered here, loaded lazily."""
     from quantkit.packaging.cli_commands import package_command, verify_command
+
+    from quantkit.serving.cli_command import serve_command
 
     main.add_command(package_command)
     main.add_command(verify_command)
+    main.add_command(serve_command)
 
 
-_register_packaging_commands()
+_register_release_commands()
 
 
 if __name__ == "__main__":

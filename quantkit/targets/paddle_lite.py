@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import platform
 import re
 import sys
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from quantkit.targets.base import (Artifact, Availability, is_qdq_format, is_qua
 from quantkit.targets.profile import TargetProfile
 
 NB_FILE = "model.nb"
+ARM_MACHINES = ("aarch64", "arm64", "armv7l", "armv8l")  # platform.machine() on ARM boards
 VALID_TARGETS = ("arm", "opencl", "x86")
 _DEFAULT_TARGETS = {"arm": "arm", "cpu": "x86"}  # profile.device -> opt --valid_targets
 _ARM_REASON = ("needs an ARM device: copy the .nb and run it with Paddle Lite's "
@@ -138,11 +140,15 @@ class PaddleLiteAdapter:
 
     def availability(self, profile: TargetProfile) -> Availability:
         options = LiteOptions.from_profile(profile)
+        lite = importlib.util.find_spec("paddlelite") is not None
         if options.targets != ("x86",):
+            if platform.machine().lower() in ARM_MACHINES and lite:  # on the board itself
+                return Availability(True, f"ARM .nb via paddlelite.lite MobileConfig on "
+                                          f"{platform.machine()}")
             return Availability(False, _ARM_REASON)
         if profile.precision == "int8":
             return Availability(False, _X86_INT8_REASON)
-        if importlib.util.find_spec("paddlelite") is None:
+        if not lite:
             return Availability(False, "paddlelite is not installed: pip install "
                                 "paddlelite==2.13rc0 \"numpy<2\" (CPython 3.7-3.10)")
         return Availability(True, "x86 FP32 .nb via paddlelite.lite MobileConfig")
