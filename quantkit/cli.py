@@ -226,11 +226,14 @@ def bench(paths, target_names, reference, out_dir, batch_sizes, threads, warmup,
 @click.option("--calib-batch-size", type=int, default=32, show_default=True)
 @click.option("--calib-batches", type=int, default=10, show_default=True)
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option("--package", "package_bundles", is_flag=True,
+              help="Also write a release bundle per target into OUT/bundles/.")
 @click.option("--model-filename", default=None, help="Program file inside MODEL_DIR.")
 @click.option("--params-filename", default=None, help="Params file inside MODEL_DIR.")
 @_measure_options
 def run_command(model_dir, calib_spec, calib_limit, target_list, out_dir, algo,
-                calib_batch_size, calib_batches, force, model_filename, params_filename,
+                calib_batch_size, calib_batches, force, package_bundles, model_filename,
+                params_filename,
                 batch_sizes, threads, warmup, iterations, duration, eval_spec, eval_limit,
                 mean, std, remote, hosts_file, timeout) -> None:
     """Calibrate MODEL_DIR, convert for every target, benchmark them and report."""
@@ -251,7 +254,8 @@ def run_command(model_dir, calib_spec, calib_limit, target_list, out_dir, algo,
         targets = [name.strip() for name in target_list.split(",") if name.strip()]
         results = run(model_dir, calib_set, targets, out_dir, eval_set, settings,
                       remote=_remote_hosts(remote, hosts_file), model_filename=model_filename,
-                      params_filename=params_filename, force=force, on_event=_print_event)
+                      params_filename=params_filename, force=force, on_event=_print_event,
+                      package_bundles=package_bundles)
         render_table(results)
         click.echo(f"results and reports in {out_dir}")
 

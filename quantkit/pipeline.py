@@ -18,6 +18,7 @@ from quantkit.benchmark.session import BenchPlan, bench
 from quantkit.calibration.config import CalibrationConfig
 from quantkit.errors import QuantkitError
 
+BUNDLES = "bundles"
 CALIBRATED = "calibrated"
 ARTIFACTS = "artifacts"
 RUN_RECORD = "run.json"  # what the run was made from: model hash, calibration, data
@@ -37,8 +38,12 @@ def run(model_dir: Path, calib_set, targets: Sequence[str], out_dir: Path,
         eval_set=None, settings: RunSettings = RunSettings(), remote=None,
         model_filename: str | None = None, params_filename: str | None = None,
         force: bool = False, on_event: Callable[[str], None] = lambda message: None,
-        on_calibration_batch: Callable[[], None] = lambda: None) -> BenchResults:
-    """Calibrate `model_dir` on `calib_set`, convert for `targets`, benchmark, report."""
+        on_calibration_batch: Callable[[], None] = lambda: None,
+        package_bundles: bool = False) -> BenchResults:
+    """Calibrate `model_dir` on `calib_set`, convert for `targets`, benchmark, report.
+
+    With `package_bundles`, also a release bundle per converted target in `bundles/`.
+    """
     from quantkit.benchmark.report import write_reports
     from quantkit.model_files import check_inference_model
     from quantkit.targets.profile import load_profile
@@ -86,7 +91,24 @@ def run(model_dir: Path, calib_set, targets: Sequence[str], out_dir: Path,
                         "calibration": settings.calibration.to_dict(),
                         "model": str(model.model_file), "targets": list(targets)}
     write_reports(results, out_dir)
+    if package_bundles:
+        _package_all(out_dir, [p.name for p in profiles if (out_dir / ARTIFACTS / p.name)
+                               .is_dir()], on_event)
     return results
+
+
+def _package_all(out_dir: Path, targets: Sequence[str],
+                 on_event: Callable[[str], None]) -> None:
+    """A bundle per target; one that fails to package is reported, the others still made."""
+    from quantkit.packaging import package
+
+    for name in targets:
+        try:
+            bundle = package(out_dir, out_dir / BUNDLES, target=name)
+        except QuantkitError as exc:
+            on_event(f"  {name}: not packaged: {exc}")
+        else:
+            on_event(f"  bundle: {bundle} (+ .tar.gz)")
 
 
 def write_run_record(out_dir: Path, model, settings: RunSettings, calib_set,

@@ -23,7 +23,7 @@ def test_run_calibrates_converts_benchmarks_and_reports(trained_model_dir, tmp_p
                     "--params-filename", "fp32.pdiparams", "--calib", "mnist-train",
                     "--calib-limit", "320", "--targets", TARGETS, "--eval", "mnist",
                     "--eval-limit", "1000", "--batch-sizes", "1,8", "--iterations", "20",
-                    "--warmup", "3", "--out", str(out)],
+                    "--warmup", "3", "--package", "--out", str(out)],
         capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     results = BenchResults.load(out / "results.json")
@@ -63,6 +63,18 @@ def test_run_calibrates_converts_benchmarks_and_reports(trained_model_dir, tmp_p
     data = run_record["calibration"]["data"]
     assert data["rows"] == 320 and data["fingerprint"].startswith("sha256:")
     assert run_record["calibration"]["batch_nums"] == 10
+    # --package: a verified bundle per requested target, carrying its own measurements
+    from quantkit.packaging import Manifest, verify
+
+    bundles = sorted(p.name for p in (out / "bundles").iterdir())
+    assert bundles == sorted([*TARGETS.split(","), *(t + ".tar.gz" for t in TARGETS.split(","))])
+    report = verify(out / "bundles" / "intel-onednn-int8.tar.gz")
+    assert report.ok and report.smoke_status == "passed"
+    manifest = Manifest.load(out / "bundles" / "intel-onednn-int8" / "manifest.json")
+    assert manifest.source_model["files"]["fp32.pdiparams"]["sha256"] == params["sha256"]
+    assert {r["batch_size"] for r in manifest.benchmark["records"]} == {1, 8}
+    skipped = verify(out / "bundles" / "arm-lite-int8")
+    assert skipped.ok and skipped.smoke_status == "skipped"
 
 
 def test_run_refuses_an_unknown_target_before_any_work(trained_model_dir, tmp_path):
