@@ -15,7 +15,8 @@ from quantkit.errors import QuantkitError
 
 BACKENDS = ("paddle-lite", "paddle-inference", "tensorrt", "onnxruntime")
 PRECISIONS = ("int8", "fp32")
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "targets"
+# Shipped in the wheel as package data; the repository's top-level `targets/` links here.
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
 
 @dataclass(frozen=True)
