@@ -1,0 +1,209 @@
+"""Calibration observers: one small numpy class per algorithm, in PyTorch's observer style.
+
+An observer RECORDS statistics batch by batch (`observe(x)`) and COMPUTES the scale once at
+the end (`scale()`), so every algorithm is unit-testable on plain arrays, without Paddle.
+
+Scale convention (what the driver must store)
+---------------------------------------------
+`scale()` returns the clipping threshold T: the largest magnitude the int8 tensor
+represents, in the tensor's own units. It is exactly what Paddle core 2.6.2 keeps in
+`_quantized_threshold` / `_quantized_var_threshold` and writes into `<var>@scale` and
+`<var>.quant_dequant@scale` (paddle/static/quantization/post_training_quantization.py
+:1286-1298, `np.array([T], dtype=np.float32)`); the quant ops then compute
+`q = clip(round(x / T * 127), -128, 127)` for 8 bits (onnx_format; utils.py:135-172 has
+both conventions, the other clips x to [-T, T] first). It is NOT T / 127.
+A per-channel observer returns a 1-D float64 array, one T per output channel (core stores a
+list of floats; the ONNX-format passes read it back as a list, quantization_pass.py:3232-3242).
+A tensor that was all zeros gets T = EPSILON, core's own stand-in for a zero scale
+(utils.py:149 and :165, quantization_pass.py:1360): never 0, never a division by zero.
+
+Protocol
+--------
+`observe(x)` takes one batch (any real dtype; ints are widened to float64). Empty batches
+are counted but ignored, as core does (`_zero_size_var_names`); `has_data` says whether any
+value was seen, and a driver skips quantizing a tensor without data, as core does. NaN or Inf
+raises `QuantkitError` naming the batch index (0-based, counting this observer's batches).
+`passes` is 1, or 2 for observers that need a range pass first (core's exact hist and KL):
+the driver then feeds every batch to `observe(x)`, calls `end_pass()`, feeds every batch
+again and calls `end_pass()` again; `scale()` refuses before both passes are closed. Only
+two-pass observers have `end_pass()` (the search module's KL follows the same convention).
+
+The factory `create_observer(algo, **options)` knows PaddleSlim's names: "abs_max", "avg",
+"min_max", "hist" (one pass, `basic`), "mse", "emd", "KL" (`search`, imported on demand),
+plus "channel_wise_abs_max" for weights.
+"""
+from __future__ import annotations
+
+import abc
+import difflib
+import importlib
+import inspect
+from typing import Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+from quantkit.errors import QuantkitError
+
+EPSILON = 1e-8
+"""The scale of an all-zero tensor: core's replacement for a zero scale (utils.py:165)."""
+
+
+@runtime_checkable
+class Observer(Protocol):
+    """What a calibration driver needs from an algorithm."""
+
+    passes: int
+
+    def observe(self, x: np.ndarray) -> None:
+        """Record one batch of the tensor."""
+
+    def scale(self) -> float | np.ndarray:
+        """The abs threshold T (see module doc), per tensor or per channel."""
+
+
+@runtime_checkable
+class TwoPassObserver(Observer, Protocol):
+    """An observer with `passes == 2`: all batches, `end_pass()`, all batches, `end_pass()`."""
+
+    def end_pass(self) -> None:
+        """Close one pass over the calibration data."""
+
+
+class ObserverBase(abc.ABC):
+    """Shared plumbing: batch counting, dtype checks, empty batches, NaN/Inf refusal.
+
+    Subclasses implement `_observe(x, index)` on a non-empty real array and `_scale()`.
+    """
+
+    passes = 1
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+        self.batches = 0  # observe() calls, empty ones included: the index errors report
+        self.values = 0   # elements recorded
+
+    @property
+    def has_data(self) -> bool:
+        return self.values > 0
+
+    def observe(self, x: np.ndarray) -> None:
+        index = self.batches
+        self.batches += 1
+        array = self._as_real(x, index)
+        if array.size == 0:
+            return
+        self._observe(array, index)
+        self.values += array.size
+
+    def scale(self) -> float | np.ndarray:
+        if not self.has_data:
+            raise QuantkitError(f"{self._label}: no values observed in {self.batches} batch(es) "
+                                "(all empty); skip quantizing it, as Paddle core does")
+        return self._scale()
+
+    @abc.abstractmethod
+    def _observe(self, x: np.ndarray, index: int) -> None:
+        ...
+
+    @abc.abstractmethod
+    def _scale(self) -> float | np.ndarray:
+        ...
+
+    @property
+    def _label(self) -> str:
+        return f"tensor {self.name!r}" if self.name else "the observed tensor"
+
+    def _as_real(self, x, index: int, stage: str = "batch") -> np.ndarray:
+        array = np.asarray(x)
+        if array.dtype.kind == "f":
+            return array
+        if array.dtype.kind in "iub":
+            return array.astype(np.float64)
+        raise QuantkitError(f"{self._label}: {stage} {index} has dtype {array.dtype}; "
+                            "observers take real numbers")
+
+    def _refuse(self, index: int, values, stage: str = "batch") -> None:
+        """Raise if `values` (statistics of the batch, which propagate NaN/Inf) are not finite."""
+        values = np.asarray(values, dtype=np.float64)
+        if np.isfinite(values).all():
+            return
+        what = "NaN" if np.isnan(values).any() else "Inf"
+        raise QuantkitError(f"{self._label}: {stage} {index} (0-based, counting the batches "
+                            f"this observer has seen) contains {what}; fix the calibration "
+                            "data or the model's numerics before calibrating")
+
+    def _min_max(self, x: np.ndarray, index: int, stage: str = "batch") -> tuple[float, float]:
+        """min(x) and max(x) of a non-empty batch, refusing NaN/Inf (they propagate here)."""
+        lo, hi = float(x.min()), float(x.max())
+        self._refuse(index, (lo, hi), stage)
+        return lo, hi
+
+
+def positive(threshold: float) -> float:
+    """T, or EPSILON when the tensor was all zeros."""
+    return threshold if threshold > 0.0 else EPSILON
+
+
+# Registry: PaddleSlim's algo names -> observer classes. The basic observers register on
+# import of `basic` (below); mse/emd/KL live in `search`, imported only when asked for,
+# which either registers them or lists them in a module-level `OBSERVERS` dict.
+REGISTRY: dict[str, type] = {}
+_LAZY = {"mse": "search", "emd": "search", "KL": "search"}
+
+
+def register_observer(name: str) -> Callable[[type], type]:
+    """Class decorator: make `create_observer(name)` build this class."""
+    def add(cls: type) -> type:
+        REGISTRY[name] = cls
+        return cls
+    return add
+
+
+def known_algos() -> list[str]:
+    return sorted(set(REGISTRY) | set(_LAZY), key=str.lower)
+
+
+def create_observer(algo: str, **options) -> Observer:
+    """Build the observer for `algo` (PaddleSlim's names) with its keyword options."""
+    cls = _lookup(algo)
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError as exc:
+        raise QuantkitError(f"observer {algo!r} ({cls.__name__}) rejects options "
+                            f"{sorted(options)}: {exc}") from None
+    return cls(**options)
+
+
+def _lookup(algo: str) -> type:
+    if algo in REGISTRY:
+        return REGISTRY[algo]
+    if algo in _LAZY:
+        module = f"{__name__}.{_LAZY[algo]}"
+        try:
+            found = importlib.import_module(module)
+        except ImportError as exc:
+            raise QuantkitError(f"observer {algo!r} lives in {module}, which failed to "
+                                f"import: {exc}") from exc
+        cls = REGISTRY.get(algo) or getattr(found, "OBSERVERS", {}).get(algo)
+        if cls is not None:
+            return cls
+        raise QuantkitError(f"{module} provides no observer for {algo!r} (neither in its "
+                            "OBSERVERS dict nor by @register_observer)")
+    known = known_algos()
+    lowered = {name.lower(): name for name in known}
+    close = [lowered[m] for m in difflib.get_close_matches(str(algo).lower(), list(lowered),
+                                                           n=3, cutoff=0.5)]
+    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    raise QuantkitError(f"unknown calibration algorithm {algo!r}: {hint}"
+                        f"known: {', '.join(known)}")
+
+
+# Importing `basic` registers its observers; the names are re-exported for convenience.
+from quantkit.calibration.observers.basic import (  # noqa: E402
+    AbsMaxObserver, AvgObserver, HistObserver, MinMaxObserver, PerChannelAbsMaxObserver,
+    TwoPassHistObserver, weight_quant_axis)
+
+__all__ = ["EPSILON", "Observer", "TwoPassObserver", "ObserverBase", "REGISTRY",
+           "register_observer", "create_observer", "known_algos", "positive",
+           "AbsMaxObserver", "AvgObserver", "HistObserver", "MinMaxObserver",
+           "PerChannelAbsMaxObserver", "TwoPassHistObserver", "weight_quant_axis"]
