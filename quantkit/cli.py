@@ -194,8 +194,8 @@ def bench(paths, target_names, reference, out_dir, batch_sizes, threads, warmup,
     """
     from quantkit.benchmark.feeds import artifact_feeds
     from quantkit.benchmark.report import render_table, write_reports
-    from quantkit.benchmark.session import BenchPlan, bench as run_bench, load_artifact
-    from quantkit.benchmark.session import find_artifacts
+    from quantkit.benchmark.session import BenchPlan, bench as run_bench, find_artifacts
+    from quantkit.targets.convert import load_artifact
 
     with _user_errors(), _interrupt_note(out_dir):
         settings = _measure_settings(batch_sizes, threads, warmup, iterations, duration,

@@ -64,8 +64,12 @@ def run(model_dir: Path, calib_set, targets: Sequence[str], out_dir: Path,
         on_event(f"calibrating ({settings.calibration.algo}, "
                  f"{settings.calibration.batch_nums} x {settings.calibration.batch_size})")
         started = time.perf_counter()
-        quantized_dir = _calibrate(model, calib_set, settings.calibration, out_dir / CALIBRATED,
-                                   on_calibration_batch, on_event)
+        try:
+            quantized_dir = _calibrate(model, calib_set, settings.calibration,
+                                       out_dir / CALIBRATED, on_calibration_batch, on_event)
+        except BaseException:  # nothing measured yet: leave no half-made run folder
+            shutil.rmtree(out_dir, ignore_errors=True)
+            raise
         on_event(f"  calibrated in {time.perf_counter() - started:.1f} s")
 
     artifacts, failures = [], []

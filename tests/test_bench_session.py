@@ -146,7 +146,8 @@ def test_benchmark_bin_summary_becomes_records_without_percentiles(artifacts):
     import jsonschema
 
     from quantkit.benchmark.results import SCHEMA_FILE
-    from quantkit.benchmark.session import load_artifact, records_for
+    from quantkit.benchmark.session import records_for
+    from quantkit.targets.convert import load_artifact
 
     artifact = load_artifact(artifacts["arm-lite-fp32"])
     result = {"status": "ok", "opener": "benchmark_bin", "timings_s": {},

@@ -126,3 +126,13 @@ def test_ctrl_c_on_bench_keeps_finished_targets_and_exits_130(tmp_path):
     assert results.interrupted
     assert {r.target: r.status for r in results.records} == {
         "intel-cpu-fp32": "ok", "onnxruntime-fp32": "interrupted"}
+
+
+def test_run_that_fails_in_calibration_leaves_no_run_folder(tmp_path):
+    from quantkit.errors import QuantkitError
+    from quantkit.pipeline import run
+
+    model = Path(__file__).parent / "data" / "paddle3"
+    with pytest.raises(QuantkitError, match="INT8 targets need calibration data"):
+        run(model, None, ["intel-onednn-int8"], tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # not even run.json

@@ -8,7 +8,6 @@ Results are saved after every target, so a crash or Ctrl-C keeps what was finish
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from quantkit.benchmark.runner import EVAL_OUTPUTS
 from quantkit.benchmark.stats import HIGH_CV, summarize
 from quantkit.errors import QuantkitError
 from quantkit.targets.base import ARTIFACT_MANIFEST, Artifact
+from quantkit.targets.convert import artifact_profile, load_artifact
 
 RESULTS_FILE = "results.json"
 ANY_TARGET = "*"
@@ -128,14 +128,6 @@ def _save(results: BenchResults, out_dir: Path) -> None:
     results.save(out_dir / RESULTS_FILE)
 
 
-def load_artifact(path: Path) -> Artifact:
-    path = Path(path).absolute()
-    if not (path / ARTIFACT_MANIFEST).is_file():
-        raise QuantkitError(f"not a quantkit artifact: {path} has no {ARTIFACT_MANIFEST} "
-                            "(make one with 'quantkit convert')")
-    return Artifact.load(path)
-
-
 def _reference_dir(plan: BenchPlan, artifacts: list[Artifact]) -> Path | None:
     if plan.reference is not None:
         reference = load_artifact(plan.reference)
@@ -146,14 +138,6 @@ def _reference_dir(plan: BenchPlan, artifacts: list[Artifact]) -> Path | None:
     return next((a.folder for a in artifacts if a.precision == "fp32"), None)
 
 
-def _profile(artifact: Artifact):
-    from quantkit.targets.convert import PROFILE_RECORD
-    from quantkit.targets.profile import profile_from_dict
-
-    path = artifact.folder / PROFILE_RECORD
-    return profile_from_dict(json.loads(path.read_text()), source=str(path))
-
-
 def _measure(artifact: Artifact, plan: BenchPlan, job_dir: Path,
              interrupts: InterruptFlag) -> tuple[dict, np.ndarray | None]:
     """Run one artifact's job where it belongs; (result record, eval outputs or None)."""
@@ -161,7 +145,8 @@ def _measure(artifact: Artifact, plan: BenchPlan, job_dir: Path,
     if host is None:
         from quantkit.targets import adapter_for
 
-        available = adapter_for(artifact.backend).availability(_profile(artifact))
+        profile = artifact_profile(artifact.folder)
+        available = adapter_for(artifact.backend).availability(profile)
         if not available.can_run:
             return {"status": "skipped",
                     "error": f"cannot run here: {available.reason}. On such a machine: "
@@ -222,39 +207,38 @@ def records_for(artifact: Artifact, result: dict, outputs: np.ndarray | None,
         return [dataclasses.replace(record, size_ratio=ratio)]
     accuracy = _accuracy(outputs, plan, reference, artifact)
     machine = result.get("machine") or {}
-    threads = plan.settings.threads or _profile(artifact).threads
+    profile = artifact_profile(artifact.folder)
+    threads = plan.settings.threads or profile.threads
+    shared = []  # warnings that hold for every batch size
+    if outputs is not None and not np.all(np.isfinite(outputs)):
+        shared.append("NaN/Inf outputs")
+    cores = machine.get("logical_cores") or 0
+    if cores and threads > cores:
+        shared.append(f"{threads} threads on {cores} logical cores")
+    base = BenchRecord(target=artifact.target, backend=artifact.backend,
+                       precision=artifact.precision, device=profile.device, status="ok",
+                       host=result.get("host", "local"), threads=threads,
+                       timing_mode=result.get("timing_mode"),
+                       peak_rss_bytes=result.get("peak_rss_bytes"), size_bytes=size,
+                       size_ratio=ratio, accuracy=accuracy, machine=machine)
     records = []
     for batch, summary in (result.get("latency_summary_ms") or {}).items():
         # benchmark_bin (adb) reports avg/min/max of its own loop, not each run.
-        records.append(BenchRecord(
-            target=artifact.target, backend=artifact.backend, precision=artifact.precision,
-            device=_profile(artifact).device, status="ok", host=result.get("host", "local"),
-            batch_size=int(batch), threads=threads, timing_mode=result.get("timing_mode"),
+        records.append(dataclasses.replace(
+            base, batch_size=int(batch),
             latency_ms={"iterations": plan.settings.iterations or 1,
                         "min_ms": summary["min_ms"], "mean_ms": summary["avg_ms"],
                         "max_ms": summary["max_ms"]},
-            throughput_sps=int(batch) * 1000.0 / summary["avg_ms"], size_bytes=size,
-            size_ratio=ratio, accuracy=accuracy, machine=machine,
-            warnings=("benchmark_bin: avg/min/max only, no percentiles",)))
+            throughput_sps=int(batch) * 1000.0 / summary["avg_ms"],
+            warnings=("benchmark_bin: avg/min/max only, no percentiles", *shared)))
     for batch, seconds in result["timings_s"].items():
         stats = summarize(seconds)
-        warnings = []
-        if stats.is_noisy:
-            warnings.append(f"noisy: CV {stats.cv:.0%} > {HIGH_CV:.0%}")
-        if outputs is not None and not np.all(np.isfinite(outputs)):
-            warnings.append("NaN/Inf outputs")
+        warnings = [f"noisy: CV {stats.cv:.0%} > {HIGH_CV:.0%}"] if stats.is_noisy else []
         if stats.iterations < 100:
             warnings.append(f"{stats.iterations} runs: p99 ~ max")
-        cores = machine.get("logical_cores") or 0
-        if cores and threads > cores:
-            warnings.append(f"{threads} threads on {cores} logical cores")
-        records.append(BenchRecord(
-            target=artifact.target, backend=artifact.backend, precision=artifact.precision,
-            device=_profile(artifact).device, status="ok", host=result.get("host", "local"),
-            batch_size=int(batch), threads=threads, timing_mode=result.get("timing_mode"),
-            latency_ms=stats.to_dict(), throughput_sps=stats.throughput(int(batch)),
-            peak_rss_bytes=result.get("peak_rss_bytes"), size_bytes=size, size_ratio=ratio,
-            accuracy=accuracy, warnings=tuple(warnings), machine=machine))
+        records.append(dataclasses.replace(
+            base, batch_size=int(batch), latency_ms=stats.to_dict(),
+            throughput_sps=stats.throughput(int(batch)), warnings=(*warnings, *shared)))
     return records
 
 
@@ -275,7 +259,8 @@ def _accuracy(outputs, plan: BenchPlan, reference: _Reference | None,
 def _bare_record(artifact: Artifact, status: str, error: str, host: str = "local",
                  machine: dict | None = None) -> BenchRecord:
     return BenchRecord(target=artifact.target, backend=artifact.backend,
-                       precision=artifact.precision, device=_profile(artifact).device,
+                       precision=artifact.precision,
+                       device=artifact_profile(artifact.folder).device,
                        status=status, host=host, error=error, size_bytes=artifact.size_bytes,
                        machine=machine if machine is not None else
                        measure.machine_facts() if host == "local" else {})

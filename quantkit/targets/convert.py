@@ -13,7 +13,7 @@ from quantkit.atomic import staged_folder
 from quantkit.errors import QuantkitError
 from quantkit.model_files import check_inference_model
 from quantkit.targets import adapter_for
-from quantkit.targets.base import Artifact, Availability
+from quantkit.targets.base import ARTIFACT_MANIFEST, Artifact, Availability
 from quantkit.targets.profile import TargetProfile, load_profile, shipped_profiles
 
 PROFILE_RECORD = "profile.json"
@@ -41,6 +41,23 @@ def convert(model_dir: str | Path, target: str | Path | TargetProfile, out: str 
     return Artifact.load(out.absolute())
 
 
+def load_artifact(folder: str | Path) -> Artifact:
+    """The artifact in `folder` (absolute), refusing a folder `convert` did not make."""
+    folder = Path(folder).absolute()
+    if not (folder / ARTIFACT_MANIFEST).is_file():
+        raise QuantkitError(f"not a quantkit artifact: {folder} has no {ARTIFACT_MANIFEST} "
+                            "(make one with 'quantkit convert')")
+    return Artifact.load(folder)
+
+
+def artifact_profile(folder: str | Path) -> TargetProfile:
+    """The target profile an artifact was converted with (its profile.json)."""
+    from quantkit.targets.profile import profile_from_dict
+
+    path = Path(folder) / PROFILE_RECORD
+    return profile_from_dict(json.loads(path.read_text()), source=str(path))
+
+
 def open_artifact(folder: str | Path, threads: int | None = None):
     """A predictor on a converted artifact, with the settings it was converted with.
 
@@ -48,15 +65,8 @@ def open_artifact(folder: str | Path, threads: int | None = None):
     """
     import dataclasses
 
-    from quantkit.targets.profile import profile_from_dict
-
-    folder = Path(folder)
-    if not (folder / "artifact.json").is_file():
-        raise QuantkitError(f"not a quantkit artifact: {folder} has no artifact.json "
-                            "(make one with 'quantkit convert')")
-    artifact = Artifact.load(folder)
-    record = json.loads((folder / PROFILE_RECORD).read_text())
-    profile = profile_from_dict(record, source=str(folder / PROFILE_RECORD))
+    artifact = load_artifact(folder)
+    profile = artifact_profile(artifact.folder)
     if threads is not None:
         if threads < 1:
             raise QuantkitError(f"threads must be >= 1 (got {threads})")
