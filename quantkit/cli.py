@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from quantkit.errors import QuantkitError
+from quantkit.errors import user_errors as _user_errors  # one line + exit 2, as every command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -290,19 +291,6 @@ class _interrupt_note:
                      if self.out_dir else "")
             click.echo(f"interrupted{where}", err=True)
             sys.exit(130)
-        return False
-
-
-class _user_errors:
-    """Print QuantkitError as one line on stderr and exit 2, instead of a traceback."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and issubclass(exc_type, QuantkitError):
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
         return False
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from quantkit.errors import QuantkitError
+from quantkit.errors import user_errors
 
 
 @click.command("package")
@@ -25,10 +25,8 @@ def package_command(source: Path, target: str | None, out_dir: Path, force: bool
     """Package SOURCE (a 'quantkit run' folder or an artifact folder) as a release bundle."""
     from quantkit.packaging import package
 
-    try:
+    with user_errors():
         folder = package(source, out_dir, target=target, force=force)
-    except QuantkitError as exc:
-        _refuse(exc)
     click.echo(f"bundle: {folder}")
     click.echo(f"archive: {folder.with_name(folder.name + '.tar.gz')}")
     click.echo(f"check it with: quantkit verify {folder}")
@@ -42,16 +40,10 @@ def verify_command(bundle: Path, no_smoke: bool) -> None:
     """Check BUNDLE (folder or .tar.gz): every checksum, then a smoke run where possible."""
     from quantkit.packaging import verify
 
-    try:
+    with user_errors():
         report = verify(bundle, smoke=not no_smoke)
-    except QuantkitError as exc:
-        _refuse(exc)
     for line in report.lines():
         click.echo(line)
     if not report.ok:
         sys.exit(1)
 
-
-def _refuse(exc: QuantkitError) -> None:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(2)

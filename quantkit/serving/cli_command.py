@@ -4,12 +4,11 @@ Thin: parses options (defaults read from ServeSettings) and calls `serve`.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from quantkit.errors import QuantkitError
+from quantkit.errors import QuantkitError, user_errors
 from quantkit.serving.server import DEFAULT_HOST, DEFAULT_PORT
 from quantkit.serving.settings import DEFAULTS, MIB
 
@@ -44,13 +43,10 @@ def serve_command(bundle, host, port, workers, max_batch, max_wait_ms, max_body_
     """
     from quantkit.serving.server import serve
 
-    try:
+    with user_errors():
         if not max_body_mb > 0:
             raise QuantkitError(f"bad value for --max-body-mb: {max_body_mb} (a positive "
                                 "number of MiB)")
         serve(bundle, host=host, port=port, workers=workers, max_batch=max_batch,
               max_wait_ms=max_wait_ms, max_body_bytes=int(max_body_mb * MIB),
               threads=threads, access_log=not no_access_log)
-    except QuantkitError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
