@@ -9,8 +9,10 @@ order flips every round and algo, so drift hits both); each quantized model is t
 scored on the same MNIST test slice. Prints a Markdown table. The same two calls run
 under pytest-benchmark in `test_bench_calibration.py`, which imports them from here.
 
-Today quantkit drives core's `PostTrainingQuantization` itself, so the ratio sits near
-1.0: this is the yardstick for quantkit's own calibration engine.
+quantkit runs its own driver (`quantkit.calibration.driver`: numpy observers, one fetch of
+every activation per batch, oneDNN forwards, pass-1 replay); ptf and adaround still run on
+core there, so their ratio sits near 1.0. The issue's goal: KL and hist >= 5x faster, the
+others no slower, top-1 within 0.2 point of core's.
 """
 from __future__ import annotations
 

@@ -131,6 +131,13 @@ def check_inference_model(model_dir: str | Path, model_filename: str | None = No
     )
 
 
+def op_input_names(model: InferenceModel) -> list[str]:
+    """Every tensor name an op of the model reads (what `skip_tensor_list` is matched to)."""
+    program = _parse_program(model.model_file)
+    return sorted({name for block in program.blocks for op in block.ops
+                   for slot in op.inputs for name in slot.arguments})
+
+
 def _framework_proto():
     from paddle.base.proto import framework_pb2  # deferred: importing it loads paddle
     return framework_pb2

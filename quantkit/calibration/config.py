@@ -6,6 +6,7 @@ algo='KL'); `quantkit.quant.quant_post_static` and the CLI read them from here.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 
 from quantkit.errors import QuantkitError
@@ -22,7 +23,11 @@ DEFAULT_QUANTIZABLE_OP_TYPES = ("conv2d", "depthwise_conv2d", "conv2d_transpose"
 def _one_of(name: str, value, allowed) -> None:
     if value not in allowed:
         shown = ", ".join(repr(a) for a in allowed)
-        raise QuantkitError(f"unknown {name} {value!r}: choose one of {shown}")
+        texts = {str(a).lower(): a for a in allowed if a is not None}
+        close = [texts[m] for m in difflib.get_close_matches(str(value).lower(), list(texts),
+                                                            n=2, cutoff=0.5)]
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise QuantkitError(f"unknown {name} {value!r}: {hint}choose one of {shown}")
 
 
 @dataclass(frozen=True)

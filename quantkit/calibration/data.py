@@ -57,8 +57,23 @@ def _to_numpy(value: Any) -> Any:
 
 
 def _fit_to_feed(array: np.ndarray, feed: FeedSpec, index: int) -> np.ndarray:
-    """Cast to the feed's dtype and reshape flat samples (e.g. MNIST's 784) to its shape."""
+    """Cast to the feed's dtype and reshape flat samples (e.g. MNIST's 784) to its shape.
+
+    Refuses what would silently calibrate on garbage: a lossy kind change (floats into an
+    integer feed, text, objects) and NaN/Inf values, naming the batch and the feed.
+    """
+    if array.dtype != np.dtype(feed.dtype) and not np.can_cast(array.dtype, feed.dtype,
+                                                                 casting="same_kind"):
+        raise QuantkitError(f"calibration batch {index} for feed '{feed.name}' has dtype "
+                            f"{array.dtype}, the model expects {feed.dtype} (shape "
+                            f"{list(array.shape)}, the model's {list(feed.shape)})")
     array = array.astype(feed.dtype, copy=False)
+    if array.dtype.kind == "f" and array.size and not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        what = "NaN" if np.isnan(array).any() else "Inf"
+        raise QuantkitError(f"calibration batch {index} for feed '{feed.name}' contains {what} "
+                            f"(first at index {tuple(int(i) for i in bad)}); calibration "
+                            "needs finite inputs")
     sample_shape = feed.shape[1:]
     if len(sample_shape) and all(d > 0 for d in sample_shape) and array.shape[1:] != sample_shape:
         per_sample = int(np.prod(sample_shape))

@@ -61,7 +61,7 @@ def quantize_with_core(executor, model: InferenceModel, batches: FeedBatches,
     import paddle
 
     # Core loads the parameters into the global scope but runs in `scope`: make them one.
-    with paddle.static.scope_guard(scope or paddle.static.global_scope()), _quiet_core():
+    with paddle.static.scope_guard(scope or paddle.static.global_scope()), quiet_core():
         return _quantize(executor, model, batches, config, out_dir, save_model_filename,
                          save_params_filename, on_batch)
 
@@ -107,19 +107,25 @@ def _quantize(executor, model, batches, config, out_dir, save_model_filename,
     if loader.seen == 0:
         raise QuantkitError("the calibration data produced no batch (with a sample generator, "
                             f"it needs at least batch_size={config.batch_size} samples)")
-    import paddle
-
-    # A fresh name counter: else the Nth save in a process names a var scale_0.tmp_N.
-    with paddle.utils.unique_name.guard():
-        ptq.save_quantized_model(str(out_dir), model_filename=save_model_filename)
-    strip_call_stacks(Path(out_dir) / save_model_filename)
-    _rename_params(out_dir, save_model_filename, save_params_filename)
+    save_quantized(ptq, Path(out_dir), save_model_filename, save_params_filename)
     passes = 2 if config.algo in ("KL", "hist") else 1
     return CoreRunStats(seconds=time.perf_counter() - started,
                         batches_seen=loader.seen // passes)
 
 
-def _rename_params(out_dir: Path, save_model_filename: str, save_params_filename: str | None):
+def save_quantized(ptq, out_dir: Path, save_model_filename: str,
+                   save_params_filename: str | None) -> None:
+    """Core's save, made reproducible (no call stacks, fresh names) and honouring the names."""
+    import paddle
+
+    # A fresh name counter: else the Nth save in a process names a var scale_0.tmp_N.
+    with paddle.utils.unique_name.guard():
+        ptq.save_quantized_model(str(out_dir), model_filename=save_model_filename)
+    strip_call_stacks(out_dir / save_model_filename)
+    rename_params(out_dir, save_model_filename, save_params_filename)
+
+
+def rename_params(out_dir: Path, save_model_filename: str, save_params_filename: str | None):
     """Core names the params after the model file; honour `save_params_filename` instead."""
     stem = save_model_filename[:-len(".pdmodel")] if save_model_filename.endswith(".pdmodel") \
         else save_model_filename
@@ -134,7 +140,7 @@ _CORE_MODULES = ("paddle.static.quantization.post_training_quantization",
 
 
 @contextlib.contextmanager
-def _quiet_core():
+def quiet_core():
     """Silence core's per-op tqdm bars and INFO logs; quantkit reports progress itself."""
     import importlib
 
