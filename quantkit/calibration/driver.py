@@ -62,7 +62,7 @@ class ActivationStats:
 
     algo: str
     thresholds: dict[str, float] = field(default_factory=dict)  # abs threshold T
-    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # min_max only
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # min_max: signed
     empty: set[str] = field(default_factory=set)  # tensors that never had values
     batches_seen: int = 0
     seconds: float = 0.0
@@ -135,7 +135,7 @@ def collect_activation_stats(executor, ptq, batches: Iterable[dict], config: Cal
     kept: list[list[np.ndarray]] | None = [] if passes == 2 else None
     kept_bytes = 0
     seen = 0
-    with _forward_kernels(ONEDNN_FORWARD if onednn_forward is None else onednn_forward):
+    with forward_kernels(ONEDNN_FORWARD if onednn_forward is None else onednn_forward):
         for pass_index in range(passes):
             replay = pass_index == 1 and kept is not None
             source = iter(kept) if replay else iter(batches)
@@ -166,10 +166,10 @@ def collect_activation_stats(executor, ptq, batches: Iterable[dict], config: Cal
     for name, observer in observers.items():
         if not observer.has_data:
             stats.empty.add(name)
-        elif config.algo == "min_max":
+            continue
+        stats.thresholds[name] = float(observer.scale())
+        if config.algo == "min_max":
             stats.ranges[name] = (observer.min_value, observer.max_value)
-        else:
-            stats.thresholds[name] = float(observer.scale())
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -180,17 +180,19 @@ def write_quantized_program(ptq, config: CalibrationConfig, stats: ActivationSta
 
     _fill_weight_thresholds(ptq, config, scope)
     for name in ptq._quantized_act_var_name:
-        if name in stats.empty or (name not in stats.thresholds and name not in stats.ranges):
+        if name in stats.empty or name not in stats.thresholds:
             ptq._zero_size_var_names.add(name)
-        elif config.algo == "min_max":
+            continue
+        _threshold_dict(ptq, config)[name] = stats.thresholds[name]
+        if config.algo == "min_max":
             ptq._quantized_var_min[name], ptq._quantized_var_max[name] = stats.ranges[name]
-        else:
-            _threshold_dict(ptq, config)[name] = stats.thresholds[name]
     with _fast_graph_edits():
+        # Core's min_max only writes min/max attrs (`_save_input_threhold`) and no scale, so
+        # the model it saves is not quantized at all; here it gets the symmetric threshold
+        # max(|min|, |max|) like every other algo (the min/max attrs are kept as well).
         if config.algo == "min_max":
             ptq._save_input_threhold()
-        else:
-            ptq._update_program()
+        ptq._update_program()
         if not ptq.FLAG:
             ptq._save_output_threshold()
     if any(op_type in ptq.quant_config.activation_quant_operation_types
@@ -214,14 +216,13 @@ def _fill_weight_thresholds(ptq, config: CalibrationConfig, scope) -> None:
         axis = weight_quant_axis(ptq._weight_op_pairs[name])
         rows = np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1) if per_channel \
             else weight.reshape(1, -1)
-        if config.algo == "min_max":
+        peaks = [float(v) for v in np.abs(rows).max(axis=1)]
+        target[name] = peaks if per_channel else peaks[0]
+        if config.algo == "min_max":  # core's attrs; the program uses `peaks` (see above)
             low = [float(v) for v in rows.min(axis=1)]
             high = [float(v) for v in rows.max(axis=1)]
             ptq._quantized_var_min[name] = low if per_channel else low[0]
             ptq._quantized_var_max[name] = high if per_channel else high[0]
-        else:
-            peaks = [float(v) for v in np.abs(rows).max(axis=1)]
-            target[name] = peaks if per_channel else peaks[0]
 
 
 def quantize_with_observers(executor, model: InferenceModel, batches, config: CalibrationConfig,
@@ -273,7 +274,7 @@ def _loader_stub():
 
 
 @contextlib.contextmanager
-def _forward_kernels(onednn: bool):
+def forward_kernels(onednn: bool):
     """Run calibration forwards on oneDNN's FP32 kernels (thresholds agree to ~1e-7 relative).
 
     The flag is read when the executor first prepares a (program, fetch list), so it is set

@@ -7,8 +7,8 @@ from the scanned text page (`page.png`) that ships inside the scikit-image wheel
 is downloaded (skimage's pooch-backed images are never touched). The wheel's other text
 image, the handwritten maths photo `text.png`, is left out: FP32 gets only ~30% of its
 crops right (near-random, mostly under 0.8 confidence), so its labels would measure the
-model, not the quantization. Each crop is preprocessed exactly as PP-OCR's `TextClassifier.resize_norm_img`
-does, and half of them are turned by 180 degrees first.
+model, not the quantization. Each crop is preprocessed exactly as PP-OCR's
+`TextClassifier.resize_norm_img` does, and half of them are turned by 180 degrees first.
 
 The pool is the same on every run (fixed seed) and split once: `calibration_crops(n)` and
 `heldout_crops(n)` never share a crop. Crops of one text line may share pixels across the

@@ -110,7 +110,7 @@ def calibrate(executor, model_dir, quantize_model_path, config: CalibrationConfi
     check_skip_list(op_input_names(model), config.skip_tensor_list)
     quantize = quantize_with_observers if engine == "quantkit" and \
         core_only_reason(config) is None else quantize_with_core
-    with _static_mode():
+    with static_mode():
         executor = executor if executor is not None else _cpu_executor()
         with staged_folder(quantize_model_path) as staging:
             stats = quantize(executor, model, batches, config, staging, save_model_filename,
@@ -136,7 +136,7 @@ quant_post = quant_post_static
 
 
 @contextlib.contextmanager
-def _static_mode():
+def static_mode():
     """Run in static-graph mode, restoring dygraph if that is what the caller used."""
     import paddle
 

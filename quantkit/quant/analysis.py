@@ -1,0 +1,85 @@
+"""Sensitivity analysis and accuracy-budget calibration on checked data sets.
+
+The Python face of `quantkit analyze` and `--max-drop` (calibrate, run): data sets are
+`quantkit.benchmark.evalsets.EvalSet`s (inputs per feed, optional labels), the heavy
+lifting is in `quantkit.calibration.sensitivity` and `quantkit.calibration.budget`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Iterator
+
+from quantkit.atomic import staged_folder
+from quantkit.calibration import budget
+from quantkit.calibration.config import CalibrationConfig
+from quantkit.calibration.data import FeedBatches
+from quantkit.calibration.sensitivity import SensitivityReport, analyze
+from quantkit.calibration.session import CalibrationSession
+from quantkit.errors import QuantkitError
+from quantkit.model_files import InferenceModel, check_inference_model, op_input_names
+
+BUDGET_RECORD = "budget.json"
+
+
+def data_set_batches(model: InferenceModel, data_set, config: CalibrationConfig) -> FeedBatches:
+    """Calibration batches of `config.batch_size` rows from a checked data set."""
+    size, rows = config.batch_size, data_set.rows
+
+    def batches() -> Iterator[dict]:
+        for start in range(0, rows, size):
+            yield {name: array[start:start + size] for name, array in data_set.inputs.items()}
+
+    return FeedBatches(model.feeds, batches, config.batch_nums)
+
+
+def open_session(model: InferenceModel, calib_set, config: CalibrationConfig,
+                 on_batch: Callable[[], None] | None = None) -> CalibrationSession:
+    from quantkit.calibration.driver import check_skip_list
+
+    check_skip_list(op_input_names(model), config.skip_tensor_list)
+    return CalibrationSession(model, config, data_set_batches(model, calib_set, config),
+                              on_batch)
+
+
+def analyze_model(model_dir, calib_set, eval_set, config: CalibrationConfig,
+                  model_filename: str | None = None, params_filename: str | None = None,
+                  on_layer: Callable[[int, int, str], None] = lambda done, total, name: None
+                  ) -> SensitivityReport:
+    """Rank the layers of the model in `model_dir` by their isolated quantization harm."""
+    model = check_inference_model(model_dir, model_filename, params_filename)
+    session = open_session(model, calib_set, config)
+    return analyze(session, eval_set.inputs, eval_set.labels, on_layer)
+
+
+def calibrate_within_budget(model_dir, calib_set, eval_set, out_dir, config: CalibrationConfig,
+                            max_drop: float, max_trials: int = budget.DEFAULT_MAX_TRIALS,
+                            algos=None, model_filename: str | None = None,
+                            params_filename: str | None = None,
+                            save_model_filename: str = "model.pdmodel",
+                            save_params_filename: str = "model.pdiparams",
+                            on_event: Callable[[str], None] = lambda message: None
+                            ) -> budget.BudgetResult:
+    """Save the first variant whose drop on `eval_set` is within `max_drop` points.
+
+    Writes the quantized model and `budget.json` (every trial) into `out_dir`, atomically;
+    raises QuantkitError listing the trials, and writes nothing, if no trial met it.
+    """
+    if eval_set is None:
+        raise QuantkitError("an accuracy budget (--max-drop) needs eval data (--eval)")
+    model = check_inference_model(model_dir, model_filename, params_filename)
+    result, session = budget.search(lambda c: open_session(model, calib_set, c), config,
+                                    eval_set.inputs, eval_set.labels, max_drop, algos,
+                                    max_trials, on_event)
+    if session is None:
+        raise QuantkitError(result.summary().replace("\n", "; "))
+    with staged_folder(out_dir) as staging:
+        session.save(staging, result.chosen.skip, save_model_filename, save_params_filename)
+        write_budget_record(result, staging)
+    return result
+
+
+def write_budget_record(result: budget.BudgetResult, folder: Path) -> Path:
+    path = Path(folder) / BUDGET_RECORD
+    path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return path
