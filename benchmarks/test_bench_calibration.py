@@ -17,8 +17,11 @@ from calibration_table import (BATCH_NUMS, BATCH_SIZE, ENGINES, EVAL_IMAGES, Cal
                                calibration_images, eval_slice, run_engine, selected_algos, top1,
                                warm_up)
 
-# KL runs Python loops over histograms: ~2.5 min per calibration on 2 cores.
+# KL runs Python loops over histograms in core: ~2.5 min per calibration on 2 cores.
 ROUNDS = {"KL": 1}
+FIVE_TIMES_FASTER = ("KL", "hist")
+SAME_ENGINE = ("ptf",)  # no quantkit observer: both members run core's PTQ
+NOT_SLOWER = 1.15  # "no slower", with room for this noisy 2-core machine
 DEFAULT_ROUNDS = 2
 
 
@@ -64,6 +67,13 @@ def test_calibration_time(benchmark, calibration_inputs, core_results, tmp_path,
         core_results[algo] = (median, accuracy)
     elif algo in core_results:  # absent when only the quantkit member was selected (-k)
         core_seconds, core_top1 = core_results[algo]
+        ratio = median / core_seconds
         benchmark.extra_info.update(core_seconds=core_seconds, core_top1=core_top1,
-                                    ratio_to_core=median / core_seconds)
+                                    ratio_to_core=ratio)
+        # Issue 6's goals, measured side by side in this run.
+        assert accuracy >= core_top1 - 0.002, f"{algo}: top-1 {accuracy:.2%} vs core {core_top1:.2%}"
+        if algo in FIVE_TIMES_FASTER:
+            assert ratio <= 0.2, f"{algo}: {median:.1f} s vs core {core_seconds:.1f} s"
+        elif algo not in SAME_ENGINE:
+            assert ratio <= NOT_SLOWER, f"{algo}: {median:.1f} s vs core {core_seconds:.1f} s"
     assert accuracy > 0.5, f"{engine} {algo}: top-1 {accuracy:.2%} on {EVAL_IMAGES} images"

@@ -254,3 +254,18 @@ def test_core_only_settings_still_calibrate(tmp_path, settings):
     assert driver.core_only_reason(config)
     out = _calibrate(tmp_path / "q", "quantkit", config)
     assert out.model_file.is_file()
+
+
+def test_the_driver_leaves_the_callers_scope_alone(tmp_path, monkeypatch):
+    """oneDNN forwards may leave weights in oneDNN layouts; in a shared scope a later
+    plain-kernel run of a model with the same variable names then fails to reorder them."""
+    import paddle
+
+    monkeypatch.setattr(driver, "ONEDNN_FORWARD", True)
+    scope = paddle.static.Scope()
+    _calibrate(tmp_path / "q", "quantkit", CalibrationConfig(batch_size=BATCH), scope=scope)
+    assert scope.find_var("conv2d_0.w_0") is None
+    empty = paddle.static.Scope()
+    with paddle.static.scope_guard(empty):  # scope=None: core's default is the global scope
+        _calibrate(tmp_path / "default", "quantkit", CalibrationConfig(batch_size=BATCH))
+    assert empty.find_var("conv2d_0.w_0") is None

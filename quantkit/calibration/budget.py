@@ -2,8 +2,9 @@
 
 Why: "calibrate, measure, edit the skip list by hand, repeat" is what users of PaddleSlim
 do today. Here the search is bounded and reported, in the spirit of NNCF's accuracy
-control: try the asked algorithm, then the other candidates (one calibration each); if
-none is within `max_drop` points, rank the best one's layers by sensitivity (each layer
+control: try the asked algorithm, then the other candidates (one calibration each; a third
+of `max_trials` at most); if none is within `max_drop` points, rank the best one's layers
+by sensitivity (each layer
 quantized alone) and keep the most harmful ones in float, one more per trial, until the
 drop holds or `max_trials` variants were measured. The drop is top-1 points against FP32
 with labels, else the points of argmax disagreement with FP32.
@@ -74,9 +75,8 @@ def search(make_session: Callable[[CalibrationConfig], CalibrationSession],
     result = BudgetResult(max_drop)
     sessions: dict[str, CalibrationSession] = {}
     reference = None
-    for algo in _algo_order(config.algo, algos):
-        if len(result.trials) >= max_trials:
-            break
+    # A third of the trials (at least one) for algorithms, the rest for skip lists.
+    for algo in _algo_order(config.algo, algos)[:max(1, max_trials // 3)]:
         session = sessions[algo] = make_session(dataclasses.replace(config, algo=algo))
         if reference is None:
             reference = session.outputs(inputs, quantized=False)

@@ -135,7 +135,8 @@ def collect_activation_stats(executor, ptq, batches: Iterable[dict], config: Cal
     kept: list[list[np.ndarray]] | None = [] if passes == 2 else None
     kept_bytes = 0
     seen = 0
-    with forward_kernels(ONEDNN_FORWARD if onednn_forward is None else onednn_forward):
+    with forward_kernels(ONEDNN_FORWARD if onednn_forward is None else onednn_forward), \
+            inference_attrs(ptq._program):
         for pass_index in range(passes):
             replay = pass_index == 1 and kept is not None
             source = iter(kept) if replay else iter(batches)
@@ -230,13 +231,20 @@ def quantize_with_observers(executor, model: InferenceModel, batches, config: Ca
                             save_params_filename: str | None, scope=None,
                             on_batch: Callable[[], None] | None = None,
                             onednn_forward: bool | None = None):
-    """Calibrate `model` with quantkit's observers and save it into `out_dir`."""
+    """Calibrate `model` with quantkit's observers and save it into `out_dir`.
+
+    Always in a private scope (`scope` is accepted for PaddleSlim's signature): oneDNN
+    forwards may leave tensors in oneDNN layouts, and a later plain-kernel run of another
+    model whose variables share those names (conv2d_0.w_0 ...) in that scope then fails
+    ("could not create a primitive descriptor for a reorder primitive").
+    """
     import paddle
 
     from quantkit.calibration.paddle_core import CoreRunStats, quiet_core, save_quantized
 
+    del scope
     started = time.perf_counter()
-    scope = scope or paddle.static.global_scope()
+    scope = paddle.static.Scope()
     with paddle.static.scope_guard(scope), quiet_core():
         ptq = prepare_program(executor, model, config, scope)
         stats = collect_activation_stats(executor, ptq, batches, config, scope, on_batch,
@@ -271,6 +279,30 @@ def _loader_stub():
         __call__ = __iter__
 
     return _DriverFeedsBatches()
+
+
+_IS_TEST_ONLY_PICKS_KERNELS = ("conv2d", "depthwise_conv2d", "conv2d_transpose",
+                               "depthwise_conv2d_transpose", "pool2d")
+
+
+@contextlib.contextmanager
+def inference_attrs(program):
+    """Forward with is_test=True where it only picks the kernel.
+
+    Exported models may keep is_test=False (the PP-OCRv4 detector does) and oneDNN's
+    conv2d_transpose refuses to run then ("works only for inference"). Restored afterwards,
+    so the written program still matches core's.
+    """
+    changed = [op for block in program.blocks for op in block.ops
+               if op.type in _IS_TEST_ONLY_PICKS_KERNELS and op.has_attr("is_test")
+               and not op.attr("is_test")]
+    for op in changed:
+        op._set_attr("is_test", True)
+    try:
+        yield
+    finally:
+        for op in changed:
+            op._set_attr("is_test", False)
 
 
 @contextlib.contextmanager

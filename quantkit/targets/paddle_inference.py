@@ -19,6 +19,7 @@ import numpy as np
 from quantkit.errors import QuantkitError
 from quantkit.model_files import InferenceModel, check_inference_model
 from quantkit.targets.base import Artifact, Availability, copy_paddle_model, is_quantized
+from quantkit.targets.onednn_weights import restore_float_weights
 from quantkit.targets.profile import TargetProfile
 
 # Ops oneDNN's INT8 pass may quantize. An empty set means "all it supports"; naming them
@@ -178,9 +179,13 @@ class PaddleInferenceAdapter:
                 "calibrate it first (quantkit.quant.quant_post_static(...), or the demo's "
                 "'quantkit demo'), then convert the quantized model")
         files = copy_paddle_model(model, profile, out_dir)
+        settings = {"recipe": asdict(recipe)}
+        if recipe.int8:
+            # oneDNN's INT8 pass leaves e.g. conv2d_transpose weights int8 (onednn_weights).
+            settings["float_weights"] = restore_float_weights(
+                out_dir / files[0], out_dir / files[1]).to_dict()
         return Artifact(folder=out_dir, target=profile.name, backend=self.backend,
-                        precision=profile.precision, files=files,
-                        settings={"recipe": asdict(recipe)})
+                        precision=profile.precision, files=files, settings=settings)
 
     def open_predictor(self, artifact: Artifact, profile: TargetProfile):
         available = self.availability(profile)
