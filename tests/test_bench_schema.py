@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 

@@ -8,7 +8,6 @@ cannot hold, so quantizing that layer alone must hurt most.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np

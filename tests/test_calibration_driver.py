@@ -8,7 +8,6 @@ checked separately to agree within float32 rounding.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np

@@ -35,7 +35,7 @@ def markdown(report: SensitivityReport, limit: int | None = None) -> str:
     shown = report.layers if limit is None else report.layers[:limit]
     for rank, entry in enumerate(shown, 1):
         lines.append(f"| {rank} | `{entry.layer}` | {entry.op_type} | " + _cells(entry.error))
-    lines.append(f"| all | every layer quantized | | " + _cells(report.all_layers))
+    lines.append("| all | every layer quantized | | " + _cells(report.all_layers))
     if limit is not None and len(report.layers) > limit:
         lines.append(f"\n{len(report.layers) - limit} more layer(s) in the JSON report.")
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from quantkit.calibration import driver
 from quantkit.calibration.config import CalibrationConfig
 from quantkit.errors import QuantkitError
 from quantkit.model_files import InferenceModel
+from quantkit.static_mode import static_mode
 
 EVAL_BATCH = 64
 
@@ -75,7 +76,6 @@ class CalibrationSession:
         import paddle
 
         from quantkit.calibration.paddle_core import quiet_core
-        from quantkit.quant.post_static import static_mode
 
         scope = paddle.static.Scope()
         executor = paddle.static.Executor(paddle.CPUPlace())

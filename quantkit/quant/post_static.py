@@ -7,7 +7,6 @@ appears atomically, and `save_params_filename` is honoured.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,6 +18,7 @@ from quantkit.calibration.driver import (check_skip_list, core_only_reason,
                                          quantize_with_observers)
 from quantkit.calibration.paddle_core import quantize_with_core
 from quantkit.errors import QuantkitError
+from quantkit.static_mode import static_mode
 from quantkit.model_files import check_inference_model, op_input_names
 
 
@@ -135,19 +135,6 @@ def calibration_passes(config: CalibrationConfig) -> int:
 quant_post = quant_post_static
 
 
-@contextlib.contextmanager
-def static_mode():
-    """Run in static-graph mode, restoring dygraph if that is what the caller used."""
-    import paddle
-
-    was_dynamic = paddle.in_dynamic_mode()
-    if was_dynamic:
-        paddle.enable_static()
-    try:
-        yield
-    finally:
-        if was_dynamic:
-            paddle.disable_static()
 
 
 def _cpu_executor():

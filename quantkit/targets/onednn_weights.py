@@ -12,13 +12,13 @@ quantize-dequantized weight, which is what the QDQ program computes anyway.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from quantkit.errors import QuantkitError
+from quantkit.static_mode import static_mode
 
 ONEDNN_DEQUANTIZES = frozenset({"conv2d", "depthwise_conv2d", "mul", "matmul", "matmul_v2"})
 """Weight readers whose int8 weights `quant_dequant_mkldnn_pass` turns back into float
@@ -61,7 +61,7 @@ def restore_float_weights(model_file: Path, params_file: Path) -> FloatWeightSta
     if model_file.with_suffix(".pdiparams") != params_file:
         raise QuantkitError(f"{params_file}: expected the params file beside {model_file} "
                             "with the same name")
-    with _static_mode():
+    with static_mode():
         scope = paddle.static.Scope()
         executor = paddle.static.Executor(paddle.CPUPlace())
         with paddle.static.scope_guard(scope):
@@ -122,17 +122,3 @@ def _fold(program, scope) -> FloatWeightStats:
     for name in removed_inputs - still_read:
         block._remove_var(name)
     return FloatWeightStats(tuple(folded), tuple(sorted(op_types)))
-
-
-@contextlib.contextmanager
-def _static_mode():
-    import paddle
-
-    was_dynamic = paddle.in_dynamic_mode()
-    if was_dynamic:
-        paddle.enable_static()
-    try:
-        yield
-    finally:
-        if was_dynamic:
-            paddle.disable_static()
