@@ -6,15 +6,14 @@ several machines stay apart by machine name in every view.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
-import os
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
+from quantkit.atomic import atomic_path
 from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults, merge
 from quantkit.benchmark.stats import HIGH_CV, LatencyStats
 from quantkit.errors import QuantkitError
@@ -308,18 +307,6 @@ def _load(path: Path) -> BenchResults:
         raise QuantkitError(f"{path}: malformed results record ({exc}); "
                             "regenerate it with `quantkit bench`") from None
     return results
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary name beside `path` to write to; moved onto `path` only on success."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        yield partial
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

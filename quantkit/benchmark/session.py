@@ -187,7 +187,7 @@ def _inputs_for(feeds, plan: BenchPlan):
 
 
 def _reference_from(artifact: Artifact, result: dict, outputs, eval_set) -> _Reference:
-    from quantkit.benchmark.accuracy import top1
+    from quantkit.metrics import top1
 
     reference = _Reference(artifact.target, artifact.size_bytes, outputs)
     if outputs is not None and eval_set is not None and eval_set.labels is not None:

@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from quantkit.benchmark.accuracy import agreement, top1
+from quantkit.metrics import agreement, top1
 from quantkit.calibration.session import CalibrationSession
 
 SQNR_CAP_DB = 150.0  # identical outputs: a finite number JSON can hold

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from quantkit.benchmark.report import atomic_path
+from quantkit.atomic import atomic_path
 from quantkit.calibration.sensitivity import OutputError, SensitivityReport
 
 JSON_NAME, MARKDOWN_NAME, PLOT_NAME = "sensitivity.json", "sensitivity.md", "sensitivity.png"
@@ -48,9 +48,11 @@ def _cells(error: OutputError) -> str:
 
 def plot(report: SensitivityReport, path: Path) -> Path:
     """Horizontal bars of output SQNR per layer (lower = more harmful), worst on top."""
-    from quantkit.benchmark.plots import _pyplot
+    import matplotlib
 
-    plt = _pyplot()
+    matplotlib.use("Agg")  # files only: no display
+    import matplotlib.pyplot as plt
+
     shown = report.layers[:PLOT_LAYERS]
     height = 1.2 + 0.28 * max(1, len(shown))
     fig, ax = plt.subplots(figsize=(8, height))
