@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -17,6 +18,12 @@ from quantkit.errors import user_errors as _user_errors  # one line + exit 2, as
 def main() -> None:
     """Turn a trained PaddlePaddle model into device-ready INT8 models."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # Paddle's C++ INFO/WARNING chatter
+    warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as users read them ("warning: fewer batches ..."), not as source lines."""
+    return f"warning: {message}\n"
 
 
 @main.command()

@@ -111,7 +111,7 @@ def calibrate_command(model_dir, calib_spec, calib_limit, algo, calib_batch_size
     """Calibrate MODEL_DIR to an INT8 Paddle model (optionally within an accuracy budget)."""
     from quantkit.model_files import check_inference_model
     from quantkit.quant.analysis import calibrate_within_budget, data_set_batches
-    from quantkit.quant.post_static import calibrate
+    from quantkit.quant.post_static import calibrate, calibration_passes
 
     with user_errors():
         if Path(out_dir).exists():
@@ -127,8 +127,15 @@ def calibrate_command(model_dir, calib_spec, calib_limit, algo, calib_batch_size
             click.echo(result.summary())
         else:
             model = check_inference_model(model_dir, model_filename, params_filename)
-            calibrate(None, model_dir, out_dir, config,
-                      data_loader=data_set_batches(model, calib_set, config),
-                      model_filename=model_filename, params_filename=params_filename)
+            batches = -(-calib_set.rows // config.batch_size)
+            if config.batch_nums is not None:
+                batches = min(batches, config.batch_nums)
+            with click.progressbar(length=batches * calibration_passes(config),
+                                   label=f"calibrating ({config.algo})",
+                                   file=click.get_text_stream("stderr")) as bar:
+                calibrate(None, model_dir, out_dir, config,
+                          data_loader=data_set_batches(model, calib_set, config),
+                          model_filename=model_filename, params_filename=params_filename,
+                          on_batch=lambda: bar.update(1))
         click.echo(f"quantized model: {out_dir}")
 
