@@ -221,3 +221,8 @@ def test_run_with_a_budget_records_the_search(planted_model, tmp_path):
     assert record["met"] and PLANTED_LAYER in record["chosen"]["skip"]
     run_record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run_record["accuracy_budget"]["max_drop"] == 0.0
+
+
+def test_a_variant_with_an_unknown_skip_entry_is_refused(session):
+    with pytest.raises(QuantkitError, match=r"'conv2d_1.w0' \(did you mean 'conv2d_1.w_0'"):
+        session.outputs(_data_set("eval", 1, 8).inputs, skip=["conv2d_1.w0"])

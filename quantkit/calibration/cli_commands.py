@@ -82,8 +82,7 @@ def analyze_command(model_dir, calib_spec, calib_limit, algo, calib_batch_size, 
         config = _config(algo, calib_batch_size, calib_batches, skip_list, onnx_format)
 
         def progress(done: int, total: int, name: str) -> None:
-            if name:
-                click.echo(f"  layer {done + 1}/{total}: {name}", err=True)
+            click.echo(f"  layer {done + 1}/{total}: {name}", err=True)
 
         report = analyze_model(model_dir, calib_set, eval_set, config, model_filename,
                                params_filename, on_layer=progress)

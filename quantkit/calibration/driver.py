@@ -34,7 +34,7 @@ from quantkit.calibration.config import CalibrationConfig
 from quantkit.calibration.observers import create_observer, weight_quant_axis
 from quantkit.calibration.observers.basic import TwoPassHistObserver
 from quantkit.errors import QuantkitError
-from quantkit.model_files import InferenceModel, op_input_names
+from quantkit.model_files import InferenceModel
 
 REPLAY_BUDGET_BYTES = 1 << 30
 """Pass-1 activations kept for pass 2 of KL/hist; above this, pass 2 runs the model again."""
@@ -72,7 +72,8 @@ def prepare_program(executor, model: InferenceModel, config: CalibrationConfig, 
                     skip_tensor_list: Iterable[str] | None = None):
     """Core's PTQ object with the model loaded into `scope` and its targets collected.
 
-    `skip_tensor_list` overrides the config's (variants of one calibration).
+    `skip_tensor_list` overrides the config's (variants of one calibration). Callers check
+    skip entries first (`check_skip_list`): core silently ignores unknown names.
     """
     from paddle.static.quantization import PostTrainingQuantization
 
@@ -87,7 +88,6 @@ def prepare_program(executor, model: InferenceModel, config: CalibrationConfig, 
         model_filename=model.model_filename, params_filename=model.params_filename,
         data_loader=_loader_stub(), batch_nums=1, **settings)
     ptq._load_model_data()
-    check_skip_list(op_input_names(model), skip)
     ptq._collect_target_varnames()
     return ptq
 

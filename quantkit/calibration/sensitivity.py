@@ -106,6 +106,5 @@ def analyze(session: CalibrationSession, inputs: Mapping[str, np.ndarray],
         outputs = session.outputs(inputs, skip=others)
         report.layers.append(LayerSensitivity(layer.weight, layer.op_type, layer.output,
                                               OutputError.measure(outputs, reference, labels)))
-    on_layer(len(session.layers), len(session.layers), "")
     report.layers.sort(key=lambda entry: (entry.error.sqnr_db, -entry.error.drop_points()))
     return report

@@ -19,7 +19,7 @@ import numpy as np
 from quantkit.calibration import driver
 from quantkit.calibration.config import CalibrationConfig
 from quantkit.errors import QuantkitError
-from quantkit.model_files import InferenceModel
+from quantkit.model_files import InferenceModel, op_input_names
 from quantkit.static_mode import static_mode
 
 EVAL_BATCH = 64
@@ -44,6 +44,7 @@ class CalibrationSession:
             raise QuantkitError(f"sensitivity analysis and accuracy budgets need quantkit's "
                                 f"driver, but {reason}")
         self.model, self.config = model, config
+        self._op_inputs = op_input_names(model)  # read once: every variant's skip is checked
         with self._prepared(config.skip_tensor_list) as (executor, ptq, scope):
             self.stats = driver.collect_activation_stats(executor, ptq, batches, config,
                                                          scope, on_batch)
@@ -53,7 +54,6 @@ class CalibrationSession:
     def outputs(self, inputs: Mapping[str, np.ndarray], skip: Iterable[str] | None = None,
                 quantized: bool = True) -> np.ndarray:
         """The model's first output on `inputs`: quantized with `skip` left in float, or FP32."""
-        skip = self.config.skip_tensor_list if skip is None else tuple(skip)
         with self._prepared(skip) as (executor, ptq, scope):
             if quantized:
                 driver.write_quantized_program(ptq, self.config, self.stats, scope)
@@ -77,6 +77,8 @@ class CalibrationSession:
 
         from quantkit.calibration.paddle_core import quiet_core
 
+        skip = self.config.skip_tensor_list if skip is None else tuple(skip)
+        driver.check_skip_list(self._op_inputs, skip)
         scope = paddle.static.Scope()
         executor = paddle.static.Executor(paddle.CPUPlace())
         with static_mode(), paddle.static.scope_guard(scope), quiet_core():

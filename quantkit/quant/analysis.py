@@ -17,7 +17,7 @@ from quantkit.calibration.data import FeedBatches
 from quantkit.calibration.sensitivity import SensitivityReport, analyze
 from quantkit.calibration.session import CalibrationSession
 from quantkit.errors import QuantkitError
-from quantkit.model_files import InferenceModel, check_inference_model, op_input_names
+from quantkit.model_files import InferenceModel, check_inference_model
 
 BUDGET_RECORD = "budget.json"
 
@@ -35,9 +35,6 @@ def data_set_batches(model: InferenceModel, data_set, config: CalibrationConfig)
 
 def open_session(model: InferenceModel, calib_set, config: CalibrationConfig,
                  on_batch: Callable[[], None] | None = None) -> CalibrationSession:
-    from quantkit.calibration.driver import check_skip_list
-
-    check_skip_list(op_input_names(model), config.skip_tensor_list)
     return CalibrationSession(model, config, data_set_batches(model, calib_set, config),
                               on_batch)
 
