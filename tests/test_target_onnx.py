@@ -125,12 +125,24 @@ def paddle_fp32_logits(trained_model_dir, mnist_test_slice) -> np.ndarray:
     return reference_logits(trained_model_dir, mnist_test_slice.images.astype(np.float32))
 
 
-def _logits(artifact: Artifact, images: np.ndarray, profile_name: str) -> np.ndarray:
-    predictor = OnnxRuntimeAdapter().open_predictor(Artifact.load(artifact.folder),
-                                                    load_profile(profile_name))
+def _logits(artifact: Artifact, images: np.ndarray, profile_name: str,
+            int8_precision: str | None = None) -> np.ndarray:
+    profile = load_profile(profile_name)
+    if int8_precision is not None:
+        profile = dataclasses.replace(profile, options={**profile.options,
+                                                        "int8_precision": int8_precision})
+    predictor = OnnxRuntimeAdapter().open_predictor(Artifact.load(artifact.folder), profile)
     name = predictor.input_names[0]
     return np.concatenate([predictor.run({name: images[i:i + 250]})[0]
                            for i in range(0, len(images), 250)])
+
+
+def _int8_kernels():
+    """ORT's two x86 int8 GEMMs: exact u8u8 everywhere; fast u8s8 only where it is exact."""
+    saturates = cpu_isa().u8s8_saturates
+    return ["exact", pytest.param("fast", marks=pytest.mark.skipif(
+        saturates, reason=f"{cpu_isa().describe()}: the fast u8s8 kernel saturates int16 sums "
+                          "here (measured -4.5 points); 'auto' never picks it on such a CPU"))]
 
 
 def _top1(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -181,11 +193,16 @@ def test_int8_session_runs_int8_kernels(int8_artifact):
         assert session["config_entries"] == {X64_PRECISION_KEY: "1"}
 
 
-def test_int8_top1_keeps_fp32_accuracy(int8_artifact, paddle_fp32_logits, mnist_test_slice):
+@pytest.mark.parametrize("kernel", _int8_kernels())
+def test_int8_top1_keeps_fp32_accuracy(int8_artifact, paddle_fp32_logits, mnist_test_slice,
+                                       kernel):
+    """Measured on 2000 images (AMD EPYC with AVX-512 VNNI, one trained model): FP32
+    94.85%, float emulation of the QDQ graph 94.80%, INT8 94.80% with the exact and with
+    the fast kernel (on AVX2-only hosts the exact kernel gave 94.45% vs 94.90% FP32)."""
     images = mnist_test_slice.images.astype(np.float32)
     labels = mnist_test_slice.labels
     fp32 = _top1(paddle_fp32_logits, labels)
-    int8 = _top1(_logits(int8_artifact, images, INT8), labels)
+    int8 = _top1(_logits(int8_artifact, images, INT8, kernel), labels)
     assert int8 >= fp32 - 0.5, f"INT8 top-1 {int8:.2f} vs FP32 {fp32:.2f}"
     # The int8 kernels must not lose anything against ORT's float emulation of the same
     # QDQ graph: that is what saturating u8s8 sums did (-4.5 points here).

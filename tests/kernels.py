@@ -1,0 +1,62 @@
+"""The int8 kernel families a test can exercise on this host, and running an artifact on one.
+
+Hosts of our machine kind are AVX2-only or AVX-512 VNNI. oneDNN and ONNX Runtime pick
+other int8 kernels on each, with other rounding, so a numeric bound checked on one host
+only may fail on the other. On an AVX-512 host the tests therefore run the Paddle Inference
+INT8 checks twice: with the host's own kernels and with oneDNN's AVX2 kernels
+(`ONEDNN_MAX_CPU_ISA=AVX2`, read once when oneDNN starts: hence a child process). ONNX
+Runtime's two x86 int8 GEMMs are chosen per session (`int8_precision` exact / fast), so
+those run in-process.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quantkit.targets.machine import cpu_isa
+
+NATIVE = "native"
+AVX2 = "avx2"
+
+
+def onednn_isas() -> list:
+    """pytest params: the host's own oneDNN kernels, plus AVX2's where the host has more."""
+    wider = "avx512f" in cpu_isa().flags
+    return [pytest.param(NATIVE, id=f"onednn-{cpu_isa().describe().replace(' ', '-')}"),
+            pytest.param(AVX2, id="onednn-AVX2", marks=() if wider else pytest.mark.skip(
+                reason="this host has no ISA above AVX2: its native run is the AVX2 run"))]
+
+
+def onednn_environment(isa: str) -> dict[str, str]:
+    env = {**os.environ, "GLOG_minloglevel": "2"}
+    if isa == AVX2:
+        env["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+    return env
+
+
+def run_artifact(folder: Path, feeds: dict[str, np.ndarray], isa: str = NATIVE,
+                 extra_env: dict[str, str] | None = None) -> tuple[list[np.ndarray], str]:
+    """(outputs, stdout) of the artifact on `feeds`, in a child process with `isa`'s kernels."""
+    work = Path(folder).parent / f".run-{isa}-{os.getpid()}"
+    work.mkdir(exist_ok=True)
+    np.savez(work / "feeds.npz", **feeds)
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from quantkit.targets.convert import open_artifact
+        feeds = dict(np.load({str(work / 'feeds.npz')!r}))
+        outputs = open_artifact({str(folder)!r}).run(feeds)
+        np.savez({str(work / 'outputs.npz')!r}, *outputs)
+    """)
+    env = {**onednn_environment(isa), **(extra_env or {})}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(work / "outputs.npz") as saved:
+        outputs = [saved[f"arr_{index}"] for index in range(len(saved.files))]
+    return outputs, result.stdout
