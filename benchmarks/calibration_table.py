@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 import quantkit  # noqa: F401 - before paddle (zlib)
-from quantkit.benchmark.measure import machine_facts
+from quantkit.machine import machine_facts
 from quantkit.calibration.config import ALGOS, CalibrationConfig
 from quantkit.datasets import mnist
-from quantkit.evaluation import evaluate_inference_model
+from quantkit.demo.evaluate import evaluate_inference_model
 from quantkit.model_files import check_inference_model
 
 ENGINES = ("paddle-core", "quantkit")

@@ -1,7 +1,11 @@
-"""The `quantkit` command: a thin layer over the Python API (parse, call, print)."""
+"""The `quantkit` command: a thin layer over the Python API (parse, call, print).
+
+Every default comes from the settings the API uses (`CalibrationConfig.COMMAND_LINE`,
+`RunSettings`, `MeasureSettings`), every number is checked when it is parsed
+(`quantkit.cli_types`), and every user error is one line on stderr with exit status 2.
+"""
 from __future__ import annotations
 
-import json
 import os
 import sys
 import warnings
@@ -9,16 +13,26 @@ from pathlib import Path
 
 import click
 
-from quantkit.errors import QuantkitError
-from quantkit.errors import user_errors as _user_errors  # one line + exit 2, as every command
+from quantkit.benchmark.jobs import MeasureSettings
+from quantkit.calibration.cli_commands import (budget_options, calibration_options,
+                                               command_config, image_options, load_data,
+                                               normalisation_options)
+from quantkit.cli_types import (NON_NEGATIVE, POSITIVE, POSITIVE_SECONDS, BatchSizes,
+                                CommaList, FiniteNumber, output_options)
+from quantkit.errors import QuantkitError, user_errors
+
+MEASURE = MeasureSettings()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="quantkit")
 def main() -> None:
     """Turn a trained PaddlePaddle model into device-ready INT8 models."""
+    from quantkit.interrupts import exit_on_sigterm
+
     os.environ.setdefault("GLOG_minloglevel", "2")  # Paddle's C++ INFO/WARNING chatter
     warnings.formatwarning = _one_line_warning
+    exit_on_sigterm()
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -29,10 +43,11 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Keep every artifact here (default: a temporary folder, removed at the end).")
-@click.option("--scale", type=float, default=None, help="MobileNetV1 width multiplier.")
-@click.option("--steps", type=int, default=None, help="Training steps of batch 64.")
+@click.option("--scale", type=FiniteNumber(0.0, strict=True), default=None,
+              help="MobileNetV1 width multiplier.")
+@click.option("--steps", type=POSITIVE, default=None, help="Training steps of batch 64.")
 @click.option("--algo", default=None, help="Calibration algorithm (PaddleSlim's names).")
-@click.option("--eval-limit", type=int, default=None,
+@click.option("--eval-limit", type=POSITIVE, default=None,
               help="Evaluate on the first N test images only (default: all 10k).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Also write the results as JSON here.")
@@ -43,38 +58,38 @@ def demo(out_dir, scale, steps, algo, eval_limit, json_path) -> None:
 
     from quantkit.demo.pipeline import DemoSettings, run_demo
     from quantkit.demo.report import RichDemoProgress, render_demo_table
+    from quantkit.records import write_json
 
-    settings = DemoSettings()
-    train = settings.train
-    train = dataclasses.replace(train, **{k: v for k, v in (("scale", scale), ("steps", steps))
-                                          if v is not None})
-    settings = dataclasses.replace(settings, train=train, eval_limit=eval_limit,
-                                   **({"algo": algo} if algo else {}))
-    with _user_errors(), tempfile.TemporaryDirectory(prefix="quantkit-demo-") as scratch:
-        target = out_dir if out_dir is not None else Path(scratch)
-        with RichDemoProgress() as progress:
-            result = run_demo(target, settings, progress)
-        render_demo_table(result)
-        if json_path:
-            json_path.write_text(json.dumps(result.to_dict(), indent=2))
-        if out_dir is None:
-            click.echo("(artifacts were in a temporary folder; pass --out DIR to keep them)")
+    with user_errors():
+        settings = DemoSettings()
+        train = dataclasses.replace(settings.train, **{k: v for k, v in (("scale", scale),
+                                                                          ("steps", steps))
+                                                       if v is not None})
+        settings = dataclasses.replace(settings, train=train, eval_limit=eval_limit,
+                                       **({"algo": algo} if algo else {}))
+        with tempfile.TemporaryDirectory(prefix="quantkit-demo-") as scratch:
+            target = out_dir if out_dir is not None else Path(scratch)
+            with RichDemoProgress() as progress:
+                result = run_demo(target, settings, progress)
+            render_demo_table(result)
+            if json_path:
+                write_json(json_path, result.to_dict())
+            if out_dir is None:
+                click.echo("(artifacts were in a temporary folder; pass --out DIR to keep them)")
 
 
 @main.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--target", "-t", required=True,
-              help="A shipped profile name (see 'quantkit targets') or a PROFILE.toml path.")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Artifact folder to create.")
-@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@output_options("A shipped profile name (see 'quantkit targets') or a PROFILE.toml path.",
+                "Artifact folder to create.", "Replace --out if it is an earlier artifact.",
+                target_required=True)
 @click.option("--model-filename", default=None, help="Program file inside MODEL_DIR.")
 @click.option("--params-filename", default=None, help="Params file inside MODEL_DIR.")
 def convert(model_dir, target, out_dir, force, model_filename, params_filename) -> None:
     """Convert a (calibrated) Paddle model into what TARGET runs."""
     from quantkit.targets.convert import convert as convert_model
 
-    with _user_errors():
+    with user_errors():
         artifact = convert_model(model_dir, target, out_dir, force=force,
                                  model_filename=model_filename,
                                  params_filename=params_filename)
@@ -96,8 +111,8 @@ def targets() -> None:
         table.add_column(column)
     for status in target_statuses():
         profile, available = status.profile, status.availability
-        table.add_row(profile.name, profile.backend, profile.precision, profile.device,
-                      "yes" if available.can_run else "no", available.reason)
+        table.add_row(profile.name, str(profile.backend), str(profile.precision),
+                      profile.device, "yes" if available.can_run else "no", available.reason)
     Console(width=160).print(table)
 
 
@@ -113,32 +128,30 @@ def doctor() -> None:
 def _measure_options(command):
     """The timing and eval options `bench` and `run` share (one method for every target)."""
     options = [
-        click.option("--batch-sizes", default="1", show_default=True,
+        click.option("--batch-sizes", type=BatchSizes(), default="1", show_default=True,
                      help="Comma-separated batch sizes to time, e.g. 1,64."),
-        click.option("--threads", type=int, default=None,
+        click.option("--threads", type=POSITIVE, default=None,
                      help="CPU threads per target (default: each target profile's)."),
-        click.option("--warmup", type=int, default=10, show_default=True,
+        click.option("--warmup", type=NON_NEGATIVE, default=MEASURE.warmup, show_default=True,
                      help="Untimed runs before timing."),
-        click.option("--iterations", type=int, default=None,
-                     help="Timed runs per batch size [default: 100 unless --duration]."),
-        click.option("--duration", type=float, default=None,
+        click.option("--iterations", type=POSITIVE, default=None,
+                     help=f"Timed runs per batch size [default: {MEASURE.iterations} unless "
+                          "--duration]."),
+        click.option("--duration", type=POSITIVE_SECONDS, default=None,
                      help="Time each batch size for this many seconds instead."),
         click.option("--eval", "eval_spec", default=None,
                      help="Eval set: 'mnist', an .npz (inputs by feed name, optional "
                           "labels) or a folder with one sub-folder of images per class."),
-        click.option("--eval-limit", type=int, default=None, help="Use the first N eval rows."),
-        click.option("--mean", type=float, multiple=True,
-                     help="Image-folder eval sets: per-channel mean after scaling to [0,1]."),
-        click.option("--std", type=float, multiple=True,
-                     help="Image-folder eval sets: per-channel std after scaling to [0,1]."),
+        click.option("--eval-limit", type=POSITIVE, default=None,
+                     help="Use the first N eval rows."),
         click.option("--remote", multiple=True,
                      help="Run on a host of the hosts file: HOST (every target) or "
                           "TARGET=HOST. Repeatable."),
         click.option("--hosts", "hosts_file", type=click.Path(path_type=Path), default=None,
                      help="Hosts file (default: ./hosts.toml, then "
                           "~/.config/quantkit/hosts.toml)."),
-        click.option("--timeout", type=float, default=1800.0, show_default=True,
-                     help="Seconds allowed per target process."),
+        click.option("--timeout", type=POSITIVE_SECONDS, default=MEASURE.timeout_s,
+                     show_default=True, help="Seconds allowed per target process."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -146,21 +159,14 @@ def _measure_options(command):
 
 
 def _measure_settings(batch_sizes, threads, warmup, iterations, duration, timeout):
-    from quantkit.benchmark.jobs import MeasureSettings
-
-    try:
-        sizes = tuple(int(part) for part in batch_sizes.split(",") if part.strip())
-    except ValueError:
-        raise QuantkitError(f"--batch-sizes must be integers like 1,64 (got "
-                            f"{batch_sizes!r})") from None
     if iterations is None and duration is None:
-        iterations = 100
-    return MeasureSettings(batch_sizes=sizes, threads=threads, warmup=warmup,
+        iterations = MEASURE.iterations
+    return MeasureSettings(batch_sizes=tuple(batch_sizes), threads=threads, warmup=warmup,
                            iterations=iterations, duration_s=duration, timeout_s=timeout)
 
 
 def _remote_hosts(remote, hosts_file) -> dict:
-    from quantkit.benchmark.hosts import find_host
+    from quantkit.benchmark.remote.hosts import find_host
     from quantkit.benchmark.session import ANY_TARGET
 
     hosts = {}
@@ -173,14 +179,45 @@ def _remote_hosts(remote, hosts_file) -> dict:
 def _eval_set(spec, feeds, limit, mean, std):
     if spec is None:
         return None
-    from quantkit.benchmark.evalsets import load_eval_set
+    from quantkit.data import EVAL
+    from quantkit.data.sources import load_dataset
 
-    return load_eval_set(spec, feeds, limit=limit, mean=list(mean) or None,
-                         std=list(std) or None)
+    return load_dataset(spec, feeds, EVAL, limit=limit, mean=list(mean) or None,
+                        std=list(std) or None)
 
 
 def _print_event(message: str) -> None:
     click.echo(message, err=True)
+
+
+def _check_writable(out_dir: Path | None) -> None:
+    """Refuse an --out that cannot be written before any benchmark runs."""
+    if out_dir is None:
+        return
+    out_dir = Path(out_dir)
+    probe_dir = out_dir if out_dir.exists() else next(
+        (parent for parent in out_dir.absolute().parents if parent.exists()), Path("/"))
+    if not probe_dir.is_dir():
+        raise QuantkitError(f"cannot use --out {out_dir}: {probe_dir} is a file, not a folder")
+    if not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise QuantkitError(f"cannot use --out {out_dir}: {probe_dir} is not writable")
+
+
+def _exit_status(results) -> None:
+    """Exit 1 when a target failed or crashed, or nothing at all was measured: the results
+    are written, but the run did not do what was asked."""
+    from quantkit.benchmark.results import Status
+
+    bad = sorted({record.target for record in results.records
+                  if record.status in (Status.FAILED, Status.CRASHED, Status.NO_HOST)})
+    if bad:
+        click.echo(f"error: {len(bad)} target(s) did not finish: {', '.join(bad)} (see the "
+                   "notes above)", err=True)
+        sys.exit(1)
+    if not any(record.status == Status.OK for record in results.records):
+        click.echo("error: nothing was measured: no target can run on this machine (see the "
+                   "notes above, and --remote)", err=True)
+        sys.exit(1)
 
 
 @main.command()
@@ -193,21 +230,24 @@ def _print_event(message: str) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Write results.json, CSV, Markdown and plots here.")
 @_measure_options
+@normalisation_options
 def bench(paths, target_names, reference, out_dir, batch_sizes, threads, warmup, iterations,
-          duration, eval_spec, eval_limit, mean, std, remote, hosts_file, timeout) -> None:
+          duration, eval_spec, eval_limit, remote, hosts_file, timeout, mean, std) -> None:
     """Measure latency, throughput, memory, size and accuracy of converted artifacts.
 
     Each target runs in its own process (here, or on a --remote host) with the same
     timed loop; results are saved after every target.
     """
-    from quantkit.benchmark.feeds import artifact_feeds
     from quantkit.benchmark.report import render_table, write_reports
     from quantkit.benchmark.session import BenchPlan, bench as run_bench, find_artifacts
-    from quantkit.targets.convert import load_artifact
+    from quantkit.targets.artifact import artifact_feeds, load_artifact
 
-    with _user_errors(), _interrupt_note(out_dir):
+    with user_errors(out_dir):
+        if len(set(target_names)) != len(target_names):
+            raise QuantkitError(f"--target lists a target twice: {', '.join(target_names)}")
         settings = _measure_settings(batch_sizes, threads, warmup, iterations, duration,
                                      timeout)
+        _check_writable(out_dir)
         artifacts = find_artifacts(list(paths), list(target_names) or None)
         feeds = artifact_feeds(load_artifact(artifacts[0]))
         plan = BenchPlan(artifacts=artifacts, settings=settings,
@@ -218,61 +258,48 @@ def bench(paths, target_names, reference, out_dir, batch_sizes, threads, warmup,
         if out_dir is not None:
             written = write_reports(results, out_dir)
             click.echo(f"reports: {', '.join(str(path) for path in written.values())}")
+        _exit_status(results)
 
 
 @main.command("run")
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--calib", "calib_spec", required=True,
-              help="Calibration data: 'mnist-train', an .npz or an image folder.")
-@click.option("--calib-limit", type=int, default=None, help="Use the first N calibration rows.")
-@click.option("--targets", "target_list", required=True,
+@calibration_options
+@click.option("--targets", "target_list", required=True, type=CommaList(),
               help="Comma-separated target profiles (see 'quantkit targets').")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Run folder: calibrated model, artifacts, results and reports.")
-@click.option("--algo", default="hist", show_default=True,
-              help="Calibration algorithm (PaddleSlim's names).")
-@click.option("--calib-batch-size", type=int, default=32, show_default=True)
-@click.option("--calib-batches", type=int, default=10, show_default=True)
-@click.option("--max-drop", type=float, default=None,
-              help="Accuracy budget in points vs FP32 on --eval (top-1 with labels, else "
-                   "disagreement): search algorithms and skip lists until it holds.")
-@click.option("--max-trials", type=int, default=12, show_default=True,
-              help="Variants measured at most by --max-drop.")
-@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@budget_options
+@click.option("--force", is_flag=True, help="Replace --out if it is an earlier run folder.")
 @click.option("--package", "package_bundles", is_flag=True,
               help="Also write a release bundle per target into OUT/bundles/.")
-@click.option("--model-filename", default=None, help="Program file inside MODEL_DIR.")
-@click.option("--params-filename", default=None, help="Params file inside MODEL_DIR.")
 @_measure_options
-def run_command(model_dir, calib_spec, calib_limit, target_list, out_dir, algo,
-                calib_batch_size, calib_batches, max_drop, max_trials, force,
-                package_bundles, model_filename,
-                params_filename,
+@image_options
+def run_command(model_dir, calib_spec, calib_limit, algo, calib_batch_size, calib_batches,
+                target_list, out_dir, max_drop, max_trials, force, package_bundles,
                 batch_sizes, threads, warmup, iterations, duration, eval_spec, eval_limit,
-                mean, std, remote, hosts_file, timeout) -> None:
+                remote, hosts_file, timeout, mean, std, model_filename,
+                params_filename) -> None:
     """Calibrate MODEL_DIR, convert for every target, benchmark them and report."""
     from quantkit.benchmark.report import render_table
-    from quantkit.calibration.config import CalibrationConfig
     from quantkit.model_files import check_inference_model
     from quantkit.pipeline import RunSettings, run
 
-    with _user_errors(), _interrupt_note(out_dir):
+    with user_errors(out_dir):
         settings = RunSettings(
-            calibration=CalibrationConfig(algo=algo, batch_size=calib_batch_size,
-                                          batch_nums=calib_batches),
+            calibration=command_config(algo, calib_batch_size, calib_batches),
             measure=_measure_settings(batch_sizes, threads, warmup, iterations, duration,
                                       timeout),
             max_drop=max_drop, max_trials=max_trials)
-        feeds = check_inference_model(model_dir, model_filename, params_filename).feeds
-        calib_set = _eval_set(calib_spec, feeds, calib_limit, mean, std)
-        eval_set = _eval_set(eval_spec, feeds, eval_limit, mean, std)
-        targets = [name.strip() for name in target_list.split(",") if name.strip()]
-        results = run(model_dir, calib_set, targets, out_dir, eval_set, settings,
+        model = check_inference_model(model_dir, model_filename, params_filename)
+        calib_set, eval_set = load_data(model, calib_spec, calib_limit, eval_spec,
+                                        eval_limit, mean, std)
+        results = run(model_dir, calib_set, list(target_list), out_dir, eval_set, settings,
                       remote=_remote_hosts(remote, hosts_file), model_filename=model_filename,
                       params_filename=params_filename, force=force, on_event=_print_event,
                       package_bundles=package_bundles)
         render_table(results)
         click.echo(f"results and reports in {out_dir}")
+        _exit_status(results)
 
 
 @main.command()
@@ -281,49 +308,27 @@ def run_command(model_dir, calib_spec, calib_limit, target_list, out_dir, algo,
               help="Folder for the table, CSV, Markdown and plots.")
 def report(results_files, out_dir) -> None:
     """Re-render reports from results.json files (several machines merge into one)."""
-    from quantkit.benchmark.report import render_table, report_from_files
-    from quantkit.benchmark.results import BenchResults, merge
+    from quantkit.benchmark.report import load_results, render_table, write_reports
 
-    with _user_errors():
-        written = report_from_files(list(results_files), out_dir)
-        render_table(merge(BenchResults.load(path) for path in results_files))
+    with user_errors():
+        results = load_results(list(results_files))
+        written = write_reports(results, out_dir)
+        render_table(results)
         click.echo(f"reports: {', '.join(str(path) for path in written.values())}")
 
 
-class _interrupt_note:
-    """Ctrl-C: say where the partial results are and exit 130 (no traceback)."""
-
-    def __init__(self, out_dir) -> None:
-        self.out_dir = out_dir
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is KeyboardInterrupt:
-            where = (f"; results finished so far are in {self.out_dir}/results.json"
-                     if self.out_dir else "")
-            click.echo(f"interrupted{where}", err=True)
-            sys.exit(130)
-        return False
-
-
-def _register_release_commands() -> None:
+def _register_commands() -> None:
     """calibrate/analyze/package/verify/serve live beside their modules; registered here."""
+    from quantkit.calibration.cli_commands import analyze_command, calibrate_command
     from quantkit.packaging.cli_commands import package_command, verify_command
-
     from quantkit.serving.cli_command import serve_command
 
-    from quantkit.calibration.cli_commands import analyze_command, calibrate_command
-
-    main.add_command(calibrate_command)
-    main.add_command(analyze_command)
-    main.add_command(package_command)
-    main.add_command(verify_command)
-    main.add_command(serve_command)
+    for command in (calibrate_command, analyze_command, package_command, verify_command,
+                    serve_command):
+        main.add_command(command)
 
 
-_register_release_commands()
+_register_commands()
 
 
 if __name__ == "__main__":

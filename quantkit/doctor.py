@@ -1,28 +1,20 @@
 """`quantkit doctor`: what this machine offers, in one place (versions, ISA, GPU)."""
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import platform
 import sys
 
-_PACKAGES = ("quantkit", "paddlepaddle", "paddlepaddle-gpu", "paddlelite", "paddle2onnx",
-             "onnx", "onnxruntime", "numpy")
+from quantkit.machine import cpu_isa, library_versions
 
-
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
+_OPTIONAL = ("paddlepaddle-gpu", "onnxruntime-gpu", "openvino", "nncf", "ray")
 
 
 def environment_report() -> dict[str, str]:
-    from quantkit.targets.machine import cpu_isa, gpu_status
+    from quantkit.targets.gpu import gpu_status
 
     report = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in _PACKAGES:
-        version = _version(name)
-        if version or name != "paddlepaddle-gpu":
+    for name, version in library_versions(include_missing=True).items():
+        if version or name not in _OPTIONAL:
             report[name] = version or "not installed"
     isa = cpu_isa()
     report["cpu"] = isa.summary

@@ -1,68 +1,31 @@
-"""Top-1 accuracy of a saved inference model on labelled arrays."""
+"""The one evaluation loop: run a model over rows in batches and keep its outputs.
+
+Every stage that scores a model (calibration variants in Paddle's executor, benchmark
+runners here or on a board, the demo) feeds rows through `predict_rows` and hands the
+outputs to `quantkit.metrics`. numpy only: the benchmark runner ships it to remote hosts.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from quantkit.model_files import check_inference_model
-from quantkit.onednn import use_onednn_convolutions
+Run = Callable[[dict], Sequence[np.ndarray]]  # feeds -> outputs in fetch order
 
 
-@dataclass(frozen=True)
-class Accuracy:
-    correct: int
-    total: int
-
-    @property
-    def top1(self) -> float:
-        return self.correct / self.total if self.total else float("nan")
-
-
-def top1_of_logits(logits: np.ndarray, labels: np.ndarray) -> int:
-    """How many rows of `logits` have their argmax equal to the label."""
-    return int((np.argmax(logits, axis=1) == labels.reshape(-1)).sum())
-
-
-def load_program(model, executor):
-    """`paddle.static.load_inference_model` on a checked model, into the current scope."""
-    import paddle
-
-    if model.params_file is not None and model.model_file.suffix == ".pdmodel" \
-            and model.params_file.stem == model.model_file.stem:
-        return paddle.static.load_inference_model(
-            str(model.model_file.with_suffix("")), executor)
-    return paddle.static.load_inference_model(
-        str(model.model_dir), executor, model_filename=model.model_filename,
-        params_filename=model.params_filename)
-
-
-def evaluate_inference_model(model_dir: str | Path, images: np.ndarray, labels: np.ndarray,
-                             model_filename: str | None = None,
-                             params_filename: str | None = None, batch_size: int = 500,
-                             on_batch: Callable[[int], None] | None = None) -> Accuracy:
-    """Run the saved program (FP32 or fake-quantized) on `images` and count top-1 hits.
-
-    The program runs in Paddle's executor, so a quantized model is evaluated with its
-    quantize/dequantize ops exactly as saved (the numerics INT8 kernels reproduce).
-    """
-    import paddle
-
-    model = check_inference_model(model_dir, model_filename, params_filename)
-    paddle.enable_static()
-    scope = paddle.static.Scope()
-    executor = paddle.static.Executor(paddle.CPUPlace())
-    with paddle.static.scope_guard(scope):
-        program, feed_names, fetch_targets = load_program(model, executor)
-        use_onednn_convolutions(program)
-        correct = 0
-        for start in range(0, len(images), batch_size):
-            batch = images[start:start + batch_size]
-            (logits,) = executor.run(program, feed={feed_names[0]: batch},
-                                     fetch_list=fetch_targets[:1])
-            correct += top1_of_logits(np.asarray(logits), labels[start:start + batch_size])
-            if on_batch:
-                on_batch(len(batch))
-    return Accuracy(correct, len(images))
+def predict_rows(run: Run, inputs: Mapping[str, np.ndarray], batch_size: int,
+                 on_batch: Callable[[int], None] | None = None) -> list[np.ndarray]:
+    """Every output of `run` on all rows of `inputs`, concatenated over batches."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1 (got {batch_size})")
+    rows = min(len(array) for array in inputs.values())
+    pieces: list[list[np.ndarray]] = []
+    for start in range(0, rows, batch_size):
+        feeds = {name: np.ascontiguousarray(array[start:start + batch_size])
+                 for name, array in inputs.items()}
+        outputs = run(feeds)
+        pieces.append([np.asarray(output) for output in outputs])
+        if on_batch is not None:
+            on_batch(len(next(iter(feeds.values()))))
+    return [np.concatenate([piece[index] for piece in pieces])
+            for index in range(len(pieces[0]))] if pieces else []

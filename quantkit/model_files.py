@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from quantkit.data.feeds import FeedSpec
 from quantkit.errors import QuantkitError
 
 # Ops that carry control flow. Any op with a sub-block attribute counts too.
@@ -25,15 +26,6 @@ _PIR_RESAVE_HINT = (
 
 
 @dataclass(frozen=True)
-class FeedSpec:
-    """A model input: its name, its shape (-1 for batch or dynamic axes) and numpy dtype."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-
-
-@dataclass(frozen=True)
 class InferenceModel:
     """A checked inference model: where its files are and what its program holds."""
 
@@ -43,6 +35,17 @@ class InferenceModel:
     op_types: tuple[str, ...]
     feeds: tuple[FeedSpec, ...]
     fetch_names: tuple[str, ...]
+
+    @property
+    def quantized(self) -> bool:
+        """Holds quantize ops from PTQ (QDQ `quantize_linear` or the old fake_quantize form)."""
+        return any(op in ("quantize_linear", "dequantize_linear") or op.startswith("fake_")
+                   for op in self.op_types)
+
+    @property
+    def qdq(self) -> bool:
+        """Quantized in QDQ form (onnx_format=True), which ONNX and OpenVINO can read."""
+        return "quantize_linear" in self.op_types
 
     @property
     def feed_names(self) -> tuple[str, ...]:
@@ -79,7 +82,8 @@ def locate_model_files(model_dir: str | Path, model_filename: str | None = None,
         elif candidates:
             raise QuantkitError(
                 f"{model_dir} holds several models ({', '.join(p.name for p in candidates)}): "
-                "pass model_filename and params_filename")
+                "pass --model-filename and --params-filename (model_filename=, params_filename= in "
+                "Python)")
         else:
             raise QuantkitError(f"no model file in {model_dir}: expected a *.pdmodel file")
     else:
@@ -129,6 +133,14 @@ def check_inference_model(model_dir: str | Path, model_filename: str | None = No
         feeds=_feed_specs(program),
         fetch_names=tuple(_io_names(ops, "fetch", "X")),
     )
+
+
+def refuse_quantized(model: InferenceModel) -> None:
+    """Calibration needs the FP32 model: a quantized one would be quantized twice."""
+    if model.quantized:
+        ops = sorted({op for op in model.op_types if "quant" in op})
+        raise QuantkitError(f"{model.model_file} is already quantized ({', '.join(ops)}): "
+                            "calibrate the FP32 model it was made from")
 
 
 def op_input_names(model: InferenceModel) -> list[str]:
@@ -251,7 +263,7 @@ def _check_separate_params_exist(program, folder: Path) -> None:
     if missing:
         raise QuantkitError(f"parameter files missing in {folder}: {', '.join(missing[:5])}"
                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-                            + " (pass params_filename if the parameters are in one file)")
+                            + " (pass --params-filename if the parameters are in one file)")
 
 
 def _io_names(ops, op_type: str, slot: str) -> list[str]:

@@ -6,38 +6,44 @@ every step's output (calibrated/, artifacts/<target>/, results.json and the repo
 """
 from __future__ import annotations
 
+import datetime
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from quantkit.atomic import confined, replaceable_output
 from quantkit.benchmark.jobs import MeasureSettings
-from quantkit.benchmark.results import BenchRecord, BenchResults
+from quantkit.benchmark.results import BenchRecord, BenchResults, Status
 from quantkit.benchmark.session import BenchPlan, bench
-from quantkit.calibration.config import CalibrationConfig
+from quantkit.calibration.budget import DEFAULT_MAX_TRIALS
+from quantkit.calibration.config import COMMAND_LINE, CalibrationConfig
+from quantkit.data import Dataset
 from quantkit.errors import QuantkitError
+from quantkit.files import (ARTIFACTS_DIR, BUDGET_RECORD, BUNDLES_DIR, CALIBRATED_DIR,
+                            RUN_RECORD, RUN_SCHEMA)
+from quantkit.hashing import file_sha256
+from quantkit.records import write_json
+from quantkit.targets.profile import Precision
 
-BUNDLES = "bundles"
-CALIBRATED = "calibrated"
-ARTIFACTS = "artifacts"
-RUN_RECORD = "run.json"  # what the run was made from: model hash, calibration, data
 # Top-1 and agreement are measured against the FP32 model run by plain Paddle Inference.
 REFERENCE_TARGET = "intel-cpu-fp32"
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    calibration: CalibrationConfig = field(
-        default_factory=lambda: CalibrationConfig(algo="hist", batch_size=32, batch_nums=10))
+    """Everything `quantkit run` is asked to do; the CLI's defaults read this."""
+
+    calibration: CalibrationConfig = COMMAND_LINE
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     reference_target: str = REFERENCE_TARGET
     max_drop: float | None = None  # accuracy budget in points (quantkit.calibration.budget)
-    max_trials: int = 12
+    max_trials: int = DEFAULT_MAX_TRIALS
 
 
-def run(model_dir: Path, calib_set, targets: Sequence[str], out_dir: Path,
-        eval_set=None, settings: RunSettings = RunSettings(), remote=None,
+def run(model_dir: Path, calib_set: Dataset | None, targets: Sequence[str], out_dir: Path,
+        eval_set: Dataset | None = None, settings: RunSettings = RunSettings(), remote=None,
         model_filename: str | None = None, params_filename: str | None = None,
         force: bool = False, on_event: Callable[[str], None] = lambda message: None,
         on_calibration_batch: Callable[[], None] = lambda: None,
@@ -45,49 +51,43 @@ def run(model_dir: Path, calib_set, targets: Sequence[str], out_dir: Path,
     """Calibrate `model_dir` on `calib_set`, convert for `targets`, benchmark, report.
 
     With `package_bundles`, also a release bundle per converted target in `bundles/`.
+    Interrupted (Ctrl-C, SIGTERM) or failing before anything was measured, the run folder
+    is removed again; once results exist, they are kept.
     """
-    from quantkit.benchmark.report import write_reports
     from quantkit.model_files import check_inference_model
     from quantkit.targets.profile import load_profile
 
     model = check_inference_model(model_dir, model_filename, params_filename)
+    if len(set(targets)) != len(targets):
+        raise QuantkitError(f"--targets lists a target twice: {', '.join(targets)}")
     profiles = [load_profile(name) for name in targets]  # unknown names fail before work
     if not profiles:
         raise QuantkitError("no targets given (see 'quantkit targets')")
     reference = load_profile(settings.reference_target)
-    if reference.precision != "fp32":
+    if reference.precision != Precision.FP32:
         raise QuantkitError(f"reference target {reference.name} must be FP32")
-    _fresh_folder(Path(out_dir), force)
-    out_dir = Path(out_dir)
-    write_run_record(out_dir, model, settings, calib_set, targets)
+    needs_int8 = any(profile.precision == Precision.INT8 for profile in profiles)
+    if needs_int8 and calib_set is None:
+        raise QuantkitError("INT8 targets need calibration data (--calib)")
+    if settings.max_drop is not None and eval_set is None:
+        raise QuantkitError("--max-drop needs eval data: add --eval")
+    if needs_int8:
+        from quantkit.model_files import refuse_quantized
 
-    quantized_dir = None
-    if any(profile.precision == "int8" for profile in profiles):
-        on_event(f"calibrating ({settings.calibration.algo}, "
-                 f"{settings.calibration.batch_nums} x {settings.calibration.batch_size})")
-        started = time.perf_counter()
-        try:
-            quantized_dir = _calibrate(model, calib_set, settings, out_dir / CALIBRATED,
+        refuse_quantized(model)
+    out_dir = _fresh_folder(Path(out_dir), force, model.model_dir)
+    try:
+        write_run_record(out_dir, model, settings, calib_set, targets)
+        quantized_dir = None
+        if needs_int8:
+            quantized_dir = _calibrate(model, calib_set, settings, out_dir / CALIBRATED_DIR,
                                        on_calibration_batch, on_event, eval_set)
-        except BaseException:  # nothing measured yet: leave no half-made run folder
-            shutil.rmtree(out_dir, ignore_errors=True)
-            raise
-        on_event(f"  calibrated in {time.perf_counter() - started:.1f} s")
-
-    artifacts, failures = [], []
-    names = [profile.name for profile in profiles]
-    wanted = profiles + ([reference] if reference.name not in names else [])
-    for profile in wanted:
-        source = quantized_dir if profile.precision == "int8" else model.model_dir
-        on_event(f"converting for {profile.name}")
-        try:
-            artifacts.append(_convert(model, source, profile, out_dir / ARTIFACTS / profile.name))
-        except QuantkitError as exc:
-            failures.append(BenchRecord(target=profile.name, backend=profile.backend,
-                                        precision=profile.precision, device=profile.device,
-                                        status="failed", error=f"conversion: {exc}"))
-            on_event(f"  {profile.name}: conversion failed: {exc}")
-    reference_dir = (out_dir / ARTIFACTS / reference.name).absolute()
+        artifacts, failures = _convert_all(model, quantized_dir, profiles, reference, out_dir,
+                                           on_event)
+    except BaseException:  # nothing measured yet: leave no half-made run folder
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    reference_dir = (out_dir / ARTIFACTS_DIR / reference.name).absolute()
     plan = BenchPlan(artifacts=artifacts, settings=settings.measure, eval_set=eval_set,
                      reference=reference_dir if reference_dir in artifacts else None,
                      remote=remote or {})
@@ -97,11 +97,33 @@ def run(model_dir: Path, calib_set, targets: Sequence[str], out_dir: Path,
                         "calibration": settings.calibration.to_dict(),
                         "model": str(model.model_file), "targets": list(targets),
                         "max_drop": settings.max_drop}
+    from quantkit.benchmark.report import write_reports
+
     write_reports(results, out_dir)
     if package_bundles:
-        _package_all(out_dir, [p.name for p in profiles if (out_dir / ARTIFACTS / p.name)
-                               .is_dir()], on_event)
+        _package_all(out_dir, [p.name for p in profiles
+                               if (out_dir / ARTIFACTS_DIR / p.name).is_dir()], on_event)
     return results
+
+
+def _convert_all(model, quantized_dir: Path | None, profiles, reference, out_dir: Path,
+                 on_event: Callable[[str], None]) -> tuple[list[Path], list[BenchRecord]]:
+    """Every target's artifact (and the FP32 reference's); a failed conversion is a record."""
+    artifacts, failures = [], []
+    names = [profile.name for profile in profiles]
+    wanted = profiles + ([reference] if reference.name not in names else [])
+    for profile in wanted:
+        source = quantized_dir if profile.precision == Precision.INT8 else model.model_dir
+        on_event(f"converting for {profile.name}")
+        try:
+            artifacts.append(_convert(model, source, profile,
+                                      confined(out_dir / ARTIFACTS_DIR, profile.name)))
+        except QuantkitError as exc:
+            failures.append(BenchRecord(target=profile.name, backend=profile.backend,
+                                        precision=profile.precision, device=profile.device,
+                                        status=Status.FAILED, error=f"conversion: {exc}"))
+            on_event(f"  {profile.name}: conversion failed: {exc}")
+    return artifacts, failures
 
 
 def _package_all(out_dir: Path, targets: Sequence[str],
@@ -111,7 +133,7 @@ def _package_all(out_dir: Path, targets: Sequence[str],
 
     for name in targets:
         try:
-            bundle = package(out_dir, out_dir / BUNDLES, target=name)
+            bundle = package(out_dir, out_dir / BUNDLES_DIR, target=name)
         except QuantkitError as exc:
             on_event(f"  {name}: not packaged: {exc}")
         else:
@@ -124,14 +146,9 @@ def write_run_record(out_dir: Path, model, settings: RunSettings, calib_set,
 
     Release bundles copy it into their manifest, so a bundle names what it came from.
     """
-    import datetime
-    import json
-
-    from quantkit.hashing import file_sha256
-
     files = [model.model_file] + ([model.params_file] if model.params_file else [])
     record = {
-        "schema": "quantkit.run/1",
+        "schema": RUN_SCHEMA,
         "created_utc": datetime.datetime.now(datetime.timezone.utc)
         .isoformat(timespec="seconds"),
         "source_model": {"dir": str(Path(model.model_dir).absolute()),
@@ -147,37 +164,37 @@ def write_run_record(out_dir: Path, model, settings: RunSettings, calib_set,
     if settings.max_drop is not None:  # the search's outcome: calibrated/budget.json
         record["accuracy_budget"] = {"max_drop": settings.max_drop,
                                      "max_trials": settings.max_trials,
-                                     "record": f"{CALIBRATED}/budget.json"}
-    path = out_dir / RUN_RECORD
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
+                                     "record": f"{CALIBRATED_DIR}/{BUDGET_RECORD}"}
+    return write_json(out_dir / RUN_RECORD, record)
 
 
-def _fresh_folder(out_dir: Path, force: bool) -> None:
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not force:
-            raise QuantkitError(f"output folder exists and is not empty: {out_dir} "
-                                "(pass --force to replace it)")
+def _fresh_folder(out_dir: Path, force: bool, model_dir: Path) -> Path:
+    out_dir = replaceable_output(out_dir, force or _is_empty_folder(out_dir),
+                                 inputs=[model_dir])
+    if out_dir.exists():
         shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True)
+    return out_dir
 
 
-def _calibrate(model, calib_set, settings: RunSettings, out: Path,
+def _is_empty_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+def _calibrate(model, calib_set: Dataset, settings: RunSettings, out: Path,
                on_batch: Callable[[], None], on_event: Callable[[str], None],
-               eval_set=None) -> Path:
-    import paddle
+               eval_set: Dataset | None = None) -> Path:
+    from quantkit.calibration.analysis import calibrate_within_budget
+    from quantkit.calibration.calibrate import calibrate
 
-    from quantkit.quant.analysis import calibrate_within_budget, data_set_batches
-    from quantkit.quant.post_static import calibrate
-
-    if calib_set is None:
-        raise QuantkitError("INT8 targets need calibration data (--calib)")
     config = settings.calibration
-    rows, size = calib_set.rows, config.batch_size
-    available = -(-rows // size)
+    on_event(f"calibrating ({config.algo}, {config.batch_nums} x {config.batch_size})")
+    started = time.perf_counter()
+    available = calib_set.batch_count(config.batch_size)
     if config.batch_nums is not None and available < config.batch_nums:
-        on_event(f"  warning: calibration set {calib_set.source} has {rows} rows: "
-                 f"{available} batches of {size} instead of {config.batch_nums}; using them")
+        on_event(f"  warning: calibration data {calib_set.source} has {calib_set.rows} rows: "
+                 f"{available} batches of {config.batch_size} instead of "
+                 f"{config.batch_nums}; using them")
     files = dict(model_filename=model.model_file.name,
                  params_filename=model.params_file.name if model.params_file else None)
     if settings.max_drop is not None:
@@ -185,10 +202,12 @@ def _calibrate(model, calib_set, settings: RunSettings, out: Path,
                                          settings.max_drop, settings.max_trials,
                                          on_event=on_event, **files)
         on_event(result.summary())
-        return out
-    calibrate(paddle.static.Executor(paddle.CPUPlace()), str(model.model_dir), str(out),
-              config, data_loader=data_set_batches(model, calib_set, config),
-              scope=paddle.static.Scope(), on_batch=on_batch, **files)
+    else:
+        calibrate(None, str(model.model_dir), str(out), config,
+                  data_loader=calib_set.reader(model.feeds, config.batch_size,
+                                               config.batch_nums),
+                  on_batch=on_batch, **files)
+    on_event(f"  calibrated in {time.perf_counter() - started:.1f} s")
     return out
 
 

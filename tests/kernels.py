@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantkit.targets.machine import cpu_isa
+from quantkit.machine import cpu_isa
 
 NATIVE = "native"
 AVX2 = "avx2"

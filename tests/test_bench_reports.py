@@ -240,11 +240,16 @@ def test_one_machine_uses_agreement_when_no_labels(tmp_path):
     assert text["Description"] == "onnx-int8 b1: 3.12 ms, 98.80%; onnx-int8 b8: 22.6 ms, 98.80%"
 
 
+def _write_from(paths, out):
+    """What `quantkit report` does: load (and merge) results files, write every view."""
+    return report.write_reports(report.load_results(paths), out)
+
+
 def test_report_from_files_merges_two_machines(tmp_path):
     xeon, pi = tmp_path / "xeon.json", tmp_path / "pi.json"
     _xeon_run().save(xeon)
     _pi_run().save(pi)
-    paths = report.report_from_files([xeon, pi], tmp_path / "out")
+    paths = _write_from([xeon, pi], tmp_path / "out")
     merged = BenchResults.load(paths["json"])
     assert len(merged.records) == 9
     assert [entry["created_utc"] for entry in merged.settings["merged_from"]] == [
@@ -260,7 +265,7 @@ def test_report_from_files_merges_two_machines(tmp_path):
 def test_report_from_one_file_keeps_it_as_is(tmp_path):
     source = tmp_path / "xeon.json"
     _xeon_run().save(source)
-    paths = report.report_from_files([source], tmp_path / "out")
+    paths = _write_from([source], tmp_path / "out")
     assert BenchResults.load(paths["json"]) == _xeon_run()
 
 
@@ -305,14 +310,14 @@ def test_bad_results_file_is_refused_naming_the_file(tmp_path, content, expected
     _pi_run().save(good)
     bad.write_text(content)
     with pytest.raises(QuantkitError) as caught:
-        report.report_from_files([good, bad], tmp_path / "out")
+        _write_from([good, bad], tmp_path / "out")
     assert str(bad) in str(caught.value)
     assert expected in str(caught.value)
     assert not (tmp_path / "out").exists()  # nothing half-written
 
 
 def test_missing_results_file_and_no_files_are_refused(tmp_path):
-    with pytest.raises(QuantkitError, match="not found: .*nope.json"):
-        report.report_from_files([tmp_path / "nope.json"], tmp_path / "out")
+    with pytest.raises(QuantkitError, match="missing: .*nope.json"):
+        _write_from([tmp_path / "nope.json"], tmp_path / "out")
     with pytest.raises(QuantkitError, match="at least one"):
-        report.report_from_files([], tmp_path / "out")
+        _write_from([], tmp_path / "out")

@@ -15,7 +15,8 @@ import pytest
 jsonschema = pytest.importorskip("jsonschema")
 
 from quantkit.benchmark import results as results_module  # noqa: E402
-from quantkit.benchmark.measure import TIMING_MODE, machine_facts  # noqa: E402
+from quantkit.benchmark.measure import TIMING_MODE  # noqa: E402
+from quantkit.machine import machine_facts  # noqa: E402
 from quantkit.benchmark.results import (SCHEMA, STATUSES, Accuracy, BenchRecord,  # noqa: E402
                                         BenchResults, merge)
 from quantkit.benchmark.stats import LatencyStats, summarize  # noqa: E402

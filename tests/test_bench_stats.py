@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quantkit.benchmark.measure import parse_cpuinfo, time_calls
+from quantkit.benchmark.measure import time_calls
+from quantkit.machine import parse_cpuinfo
 from quantkit.benchmark.stats import HIGH_CV, summarize
 from quantkit.errors import QuantkitError
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import quantkit  # noqa: F401  - before paddle
-from quantkit.benchmark.evalsets import EvalSet
+from quantkit.data import Dataset
 from quantkit.calibration.budget import search
 from quantkit.calibration.config import CalibrationConfig
 from quantkit.calibration.sensitivity import analyze, sqnr_db
@@ -23,9 +23,8 @@ from quantkit.calibration.sensitivity_report import write_sensitivity_reports
 from quantkit.cli import main
 from quantkit.errors import QuantkitError
 from quantkit.model_files import check_inference_model
-from quantkit.quant.analysis import (analyze_model, calibrate_within_budget, data_set_batches,
-                                     open_session)
-from quantkit.quant.post_static import calibrate
+from quantkit.calibration.analysis import analyze_model, calibrate_within_budget, open_session
+from quantkit.calibration.calibrate import calibrate
 
 DATA = Path(__file__).parent / "data" / "paddle3"
 MODEL, PARAMS = "model.pdmodel", "model.pdiparams"
@@ -41,10 +40,10 @@ def _images(seed: int, count: int) -> np.ndarray:
     return images
 
 
-def _data_set(name: str, seed: int, count: int, labelled: bool = False) -> EvalSet:
+def _data_set(name: str, seed: int, count: int, labelled: bool = False) -> Dataset:
     images = _images(seed, count)
     labels = (np.arange(count) % 10).astype(np.int64) if labelled else None
-    return EvalSet(name, name, {"image": images}, labels)
+    return Dataset(name, name, {"image": images}, labels)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +104,8 @@ def test_a_session_variant_equals_the_saved_model(session, planted_model, tmp_pa
     import paddle
 
     calibrate(None, planted_model, tmp_path / "q", CONFIG,
-              data_loader=data_set_batches(session.model, _data_set("calib", 0, 64), CONFIG))
+              data_loader=_data_set("calib", 0, 64).reader(session.model.feeds, CONFIG.batch_size,
+                                                           CONFIG.batch_nums))
     inputs = _data_set("eval", 1, 32).inputs
     paddle.enable_static()
     try:
@@ -178,7 +178,7 @@ def test_analyze_refuses_a_core_only_algo(planted_model):
                       CalibrationConfig(algo="ptf", batch_size=16))
 
 
-def _npz(path: Path, data_set: EvalSet) -> Path:
+def _npz(path: Path, data_set: Dataset) -> Path:
     arrays = dict(data_set.inputs)
     if data_set.labels is not None:
         arrays["labels"] = data_set.labels

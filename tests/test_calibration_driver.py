@@ -17,7 +17,7 @@ import quantkit  # noqa: F401  - before paddle
 from quantkit.calibration import driver
 from quantkit.calibration.config import CalibrationConfig
 from quantkit.errors import QuantkitError
-from quantkit.quant.post_static import calibrate
+from quantkit.calibration.calibrate import calibrate
 
 DATA = Path(__file__).parent / "data" / "paddle3"
 MODEL, PARAMS = "model.pdmodel", "model.pdiparams"
@@ -40,10 +40,17 @@ def _batches(images: np.ndarray):
     return generate
 
 
-def _calibrate(out: Path, engine: str, config: CalibrationConfig, images=None, **kwargs):
+# Bit-equal activations to core's: the driver's forwards on plain kernels, unless a test
+# asks for the oneDNN forwards the engine uses by default.
+PLAIN = driver.EngineOptions(onednn_forward=False)
+ONEDNN = driver.EngineOptions(onednn_forward=True)
+
+
+def _calibrate(out: Path, engine: str, config: CalibrationConfig, images=None,
+               engine_options=PLAIN, **kwargs):
     return calibrate(None, DATA, out, config, batch_generator=_batches(
         _images() if images is None else images), model_filename=MODEL,
-        params_filename=PARAMS, engine=engine, **kwargs)
+        params_filename=PARAMS, engine=engine, engine_options=engine_options, **kwargs)
 
 
 def _saved(folder: Path) -> tuple[list[str], dict[str, np.ndarray], dict]:
@@ -96,12 +103,6 @@ def _assert_same_model(core_dir: Path, ours_dir: Path, rtol: float = 0.0,
         np.testing.assert_allclose(our_attrs[key], value, rtol=max(rtol, 1e-7), err_msg=key)
 
 
-@pytest.fixture(autouse=True)
-def _plain_forward(monkeypatch):
-    """Bit-equal activations to core's: the driver's forwards on plain kernels."""
-    monkeypatch.setattr(driver, "ONEDNN_FORWARD", False)
-
-
 @pytest.mark.parametrize("onnx_format", [True, False], ids=["qdq", "fake-quant"])
 @pytest.mark.parametrize("algo", DRIVER_ALGOS)
 def test_driver_writes_cores_model(tmp_path, algo, onnx_format):
@@ -150,20 +151,20 @@ def test_skip_list_leaves_that_layer_in_float(tmp_path):
     assert ops.count("quantize_linear") > 0
 
 
-def test_onednn_forward_agrees_with_core_within_float_rounding(tmp_path, monkeypatch):
-    monkeypatch.setattr(driver, "ONEDNN_FORWARD", True)
+def test_onednn_forward_agrees_with_core_within_float_rounding(tmp_path):
     config = CalibrationConfig(algo="hist", batch_size=BATCH, batch_nums=BATCHES)
     core = _calibrate(tmp_path / "core", "paddle-core", config)
-    ours = _calibrate(tmp_path / "ours", "quantkit", config)
+    ours = _calibrate(tmp_path / "ours", "quantkit", config, engine_options=ONEDNN)
     _assert_same_model(core.path, ours.path, rtol=1e-5)
 
 
-def test_second_pass_runs_the_model_again_when_replay_exceeds_its_budget(tmp_path, monkeypatch):
+def test_second_pass_runs_the_model_again_when_replay_exceeds_its_budget(tmp_path):
     config = CalibrationConfig(algo="KL", batch_size=BATCH, batch_nums=BATCHES)
     replayed = _calibrate(tmp_path / "replayed", "quantkit", config)
-    monkeypatch.setattr(driver, "REPLAY_BUDGET_BYTES", 0)
     fed = []
-    rerun = _calibrate(tmp_path / "rerun", "quantkit", config, on_batch=lambda: fed.append(1))
+    no_replay = driver.EngineOptions(onednn_forward=False, replay_budget_bytes=0)
+    rerun = _calibrate(tmp_path / "rerun", "quantkit", config, on_batch=lambda: fed.append(1),
+                       engine_options=no_replay)
     assert len(fed) == 2 * BATCHES  # both passes report progress
     _assert_same_model(replayed.path, rerun.path)
 
@@ -195,7 +196,7 @@ def test_fewer_batches_than_asked_warns_and_uses_them(tmp_path):
 def test_nan_in_calibration_data_names_the_batch_and_feed(tmp_path):
     images = _images()
     images[2 * BATCH + 3, 0, 5, 5] = np.nan
-    with pytest.raises(QuantkitError, match=r"batch 2 for feed 'image' contains NaN"):
+    with pytest.raises(QuantkitError, match=r"calibration batch 2: input 'image' contains NaN"):
         _calibrate(tmp_path / "q", "quantkit", CalibrationConfig(algo="KL", batch_size=BATCH),
                    images=images)
     assert not (tmp_path / "q").exists()
@@ -204,21 +205,21 @@ def test_nan_in_calibration_data_names_the_batch_and_feed(tmp_path):
 def test_inf_in_calibration_data_is_refused(tmp_path):
     images = _images()
     images[0, 0, 0, 0] = np.inf
-    with pytest.raises(QuantkitError, match=r"batch 0 for feed 'image' contains Inf"):
+    with pytest.raises(QuantkitError, match=r"calibration batch 0: input 'image' contains Inf"):
         _calibrate(tmp_path / "q", "quantkit", CalibrationConfig(batch_size=BATCH), images=images)
 
 
 def test_wrong_shape_names_the_feed_and_both_shapes(tmp_path):
     images = np.zeros((BATCHES * BATCH, 3, 28, 28), np.float32)
-    with pytest.raises(QuantkitError, match=r"feed 'image' has shape \[8, 3, 28, 28\], the "
+    with pytest.raises(QuantkitError, match=r"input 'image' has shape \[8, 3, 28, 28\], the "
                                             r"model expects \[-1, 1, 28, 28\]"):
         _calibrate(tmp_path / "q", "quantkit", CalibrationConfig(batch_size=BATCH), images=images)
 
 
 def test_lossy_dtype_is_refused_naming_both_dtypes(tmp_path):
     images = _images().astype(np.complex64)
-    with pytest.raises(QuantkitError, match=r"feed 'image' has dtype complex64, the model "
-                                            r"expects float32"):
+    with pytest.raises(QuantkitError, match=r"input 'image' holds complex numbers \(complex64\), "
+                                            r"the model expects float32"):
         _calibrate(tmp_path / "q", "quantkit", CalibrationConfig(batch_size=BATCH), images=images)
 
 
@@ -237,7 +238,7 @@ def test_unknown_skip_entry_lists_close_matches(tmp_path):
 
 
 def test_unknown_algo_lists_close_matches():
-    with pytest.raises(QuantkitError, match=r"unknown algo 'kl': did you mean 'KL'"):
+    with pytest.raises(QuantkitError, match=r"unknown algo 'kl' \(did you mean 'KL'"):
         CalibrationConfig(algo="kl")
 
 
@@ -255,16 +256,17 @@ def test_core_only_settings_still_calibrate(tmp_path, settings):
     assert out.model_file.is_file()
 
 
-def test_the_driver_leaves_the_callers_scope_alone(tmp_path, monkeypatch):
+def test_the_driver_leaves_the_callers_scope_alone(tmp_path):
     """oneDNN forwards may leave weights in oneDNN layouts; in a shared scope a later
     plain-kernel run of a model with the same variable names then fails to reorder them."""
     import paddle
 
-    monkeypatch.setattr(driver, "ONEDNN_FORWARD", True)
     scope = paddle.static.Scope()
-    _calibrate(tmp_path / "q", "quantkit", CalibrationConfig(batch_size=BATCH), scope=scope)
+    _calibrate(tmp_path / "q", "quantkit", CalibrationConfig(batch_size=BATCH), scope=scope,
+               engine_options=ONEDNN)
     assert scope.find_var("conv2d_0.w_0") is None
     empty = paddle.static.Scope()
     with paddle.static.scope_guard(empty):  # scope=None: core's default is the global scope
-        _calibrate(tmp_path / "default", "quantkit", CalibrationConfig(batch_size=BATCH))
+        _calibrate(tmp_path / "default", "quantkit", CalibrationConfig(batch_size=BATCH),
+                   engine_options=ONEDNN)
     assert empty.find_var("conv2d_0.w_0") is None

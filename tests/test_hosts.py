@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from quantkit.benchmark.hosts import (HostProfile, default_hosts_files, find_host,
+from quantkit.benchmark.remote.hosts import (HostProfile, default_hosts_files, find_host,
                                       host_from_dict, load_hosts)
 from quantkit.errors import QuantkitError
 

@@ -419,8 +419,12 @@ def test_factory_builds_each_basic_observer_with_options():
     assert isinstance(create_observer("abs_max"), AbsMaxObserver)
     hist = create_observer("hist", bins=512, percent=0.999, name="x")
     assert (hist.bins, hist.percent, hist.name) == (512, 0.999, "x")
+    # "hist" is what calibration runs (core's exact two passes); the one-pass variant has
+    # its own name, so the factory and the engine never disagree on what "hist" means.
+    assert isinstance(hist, TwoPassHistObserver) and hist.passes == 2
+    assert isinstance(create_observer("hist-one-pass"), HistObserver)
     assert create_observer("channel_wise_abs_max", axis=1).axis == 1
-    for name in ("abs_max", "avg", "min_max", "hist"):
+    for name in ("abs_max", "avg", "min_max", "hist-one-pass"):
         assert isinstance(REGISTRY[name](), Observer) and REGISTRY[name].passes == 1
 
 
@@ -429,7 +433,7 @@ def test_factory_builds_each_basic_observer_with_options():
                                         ("absmax", "did you mean 'abs_max'"),
                                         ("percentile", "known: abs_max, avg")])
 def test_factory_refuses_unknown_algorithms_with_close_matches(algo, hint):
-    with pytest.raises(QuantkitError, match=f"unknown calibration algorithm '{algo}': .*{hint}"):
+    with pytest.raises(QuantkitError, match=f"unknown calibration algorithm '{algo}'.*{hint}"):
         create_observer(algo)
 
 

@@ -20,9 +20,9 @@ from kernels import NATIVE, onednn_isas, run_artifact
 import quantkit  # noqa: F401  - before paddle
 from quantkit.calibration.config import CalibrationConfig
 from quantkit.datasets import text_crops
-from quantkit.quant.post_static import calibrate
+from quantkit.calibration.calibrate import calibrate
 from quantkit.targets.convert import convert, open_artifact
-from quantkit.targets.machine import cpu_isa
+from quantkit.machine import cpu_isa
 
 ALGOS = ("hist", "KL", "mse", "emd", "avg", "abs_max", "min_max", "ptf")
 BATCH, BATCHES = 16, 10

@@ -25,7 +25,7 @@ from kernels import onednn_isas, run_artifact
 import quantkit  # noqa: F401  - before paddle
 from quantkit.calibration.config import CalibrationConfig
 from quantkit.datasets import text_crops
-from quantkit.quant.post_static import calibrate
+from quantkit.calibration.calibrate import calibrate
 from quantkit.targets.convert import convert, open_artifact
 
 SIZE, CALIBRATION_IMAGES = 320, 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shlex
 import os
 import sys
 from pathlib import Path
@@ -11,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantkit.benchmark.adb import (BenchmarkBinTiming, build_plan, device_problem,
+from quantkit.benchmark.remote.adb import (BenchmarkBinTiming, build_plan, device_problem,
                                     parse_adb_devices, parse_benchmark_output, run_over_adb)
-from quantkit.benchmark.hosts import HostProfile
+from quantkit.benchmark.remote.hosts import HostProfile
 from quantkit.benchmark.jobs import MeasureSettings, write_job
-from quantkit.benchmark.remote_job import RUNNER_SCRIPTS, RemoteJobError
+from quantkit.benchmark.remote.job import KIT_DIR, RemoteJobError, boot_code
 
 SERIAL = "R5CT1234"
 D = "/data/local/tmp/quantkit/job-abc"  # the remote folder of run "job-abc"
@@ -92,12 +93,15 @@ def test_python_plan_pushes_the_job_and_runner_and_pulls_the_result(tmp_path):
     assert plan.mode == "python" and plan.remote_dir == d
     assert plan.push == (*ADB, "push", str(job / "job.json"), str(job / "bench_inputs.npz"),
                          str(job / "artifact"), str(job / "eval_inputs.npz"),
-                         *[str(path) for path in RUNNER_SCRIPTS], f"{d}/")
+                         str(job / KIT_DIR), f"{d}/")
     [run] = plan.runs
     assert run[:4] == (*ADB, "shell")
     assert run[4].startswith(f"cd {d} || exit 97; export GLOG_minloglevel=2; "
                              "export MKL_NUM_THREADS=2; export OMP_NUM_THREADS=2; ")
-    assert f"{python} runner.py {d} & echo $! > runner.pid; wait $!" in run[4]
+    # The phone's own quantkit if it has one, else the modules shipped in kit/.
+    boot = boot_code("auto")
+    assert "import quantkit.targets.convert" in boot and "sys.path.insert(0, 'kit')" in boot
+    assert f"{python} -c {shlex.quote(boot)} {d} & echo $! > runner.pid; wait $!" in run[4]
     assert plan.pulls == ((*ADB, "pull", f"{d}/result.json", str(job / "result.json")),
                           (*ADB, "pull", f"{d}/eval_outputs.npy",
                            str(job / "eval_outputs.npy")))

@@ -21,10 +21,10 @@ import pytest
 
 import quantkit  # noqa: F401  - before paddle: importing paddle first breaks zlib
 from loopback_sshd import free_port, start_loopback_sshd
-from quantkit.benchmark.hosts import HostProfile
+from quantkit.benchmark.remote.hosts import HostProfile
 from quantkit.benchmark.jobs import MeasureSettings, write_job
 from quantkit.benchmark.remote import run_remote
-from quantkit.benchmark.ssh import classify_ssh_failure, ssh_command
+from quantkit.benchmark.remote.ssh import classify_ssh_failure, ssh_command
 
 MODEL = Path(__file__).resolve().parent / "data" / "paddle3"
 ITERATIONS = 7
@@ -229,7 +229,7 @@ def test_timeout_kills_the_remote_runner_and_removes_its_folder(sshd, artifacts,
     result = run_remote(job, _host(sshd, tmp_path, python=str(sleeper)), timeout_s=4)
     assert time.monotonic() - started < 15
     assert result["status"] == "failed" and result["stage"] == "run"
-    assert "timed out after" in result["error"] and "raise timeout_s" in result["error"]
+    assert "timed out after" in result["error"] and "raise --timeout" in result["error"]
     pid = int(pid_file.read_text())
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and _alive(pid):

@@ -24,7 +24,7 @@ import pytest
 
 import quantkit  # noqa: F401 - before paddle: importing paddle first breaks zlib
 from quantkit.errors import QuantkitError
-from quantkit.model_files import FeedSpec
+from quantkit.data import FeedSpec
 from quantkit.serving.app import create_app
 from quantkit.serving.server import ServerThread, bind_socket
 from quantkit.serving.settings import ServeSettings
@@ -221,10 +221,10 @@ BAD_REQUESTS = [
     # (id, method, path, headers, body, status, words the message must hold)
     ("shape-rank", "POST", "/v1/predict", JSON_HEADERS,
      _json({"inputs": {"image": IMAGE[0]}}), 422,
-     ["'image'", "[1, 28, 28]", "expected [-1, 1, 28, 28]"]),
+     ["'image'", "[1, 28, 28]", "expects [-1, 1, 28, 28]"]),
     ("shape-dim", "POST", "/v1/predict", JSON_HEADERS,
      _json({"inputs": {"image": np.zeros((1, 1, 28, 27)).tolist()}}), 422,
-     ["'image'", "[1, 1, 28, 27]", "expected [-1, 1, 28, 28]"]),
+     ["'image'", "[1, 1, 28, 27]", "expects [-1, 1, 28, 28]"]),
     ("strings", "POST", "/v1/predict", JSON_HEADERS, _json({"inputs": {"image": _image_with("x")}}),
      422, ["'image'", "strings"]),
     ("a-string", "POST", "/v1/predict", JSON_HEADERS, _json({"inputs": {"image": "zeros"}}),
@@ -241,6 +241,9 @@ BAD_REQUESTS = [
      ["'image'", "infinite"]),
     ("float32-overflow", "POST", "/v1/predict", JSON_HEADERS,
      _json({"inputs": {"image": _image_with(1e39)}}), 422, ["'image'", "too large for float32"]),
+    ("outputs-overflow", "POST", "/v1/predict", JSON_HEADERS,  # valid float32, but the
+     _json({"inputs": {"image": np.full((1, 1, 28, 28), 3.4e38).tolist()}}), 422,  # model's
+     ["overflowed", "application/x-npy"]),  # sums overflow: JSON cannot carry the answer
     ("null", "POST", "/v1/predict", JSON_HEADERS, _json({"inputs": {"image": _image_with(None)}}),
      422, ["'image'", "not numbers"]),
     ("ragged", "POST", "/v1/predict", JSON_HEADERS,
@@ -349,11 +352,11 @@ def test_validation_of_multi_input_models():
     refusals = [
         ({"inputs": [[1, 2, 3, 4]]}, "application/json", "takes 2 inputs (ids, mask)"),
         ({"inputs": {**good, "ids": [[1.5, 2, 3, 4]]}}, "application/json",
-         "'ids' is int64: send whole numbers"),
+         "'ids' is int64: it takes whole numbers"),
         ({"inputs": {**good, "ids": [[2**63, 0, 0, 0]]}}, "application/json",
          "outside the int64 range"),
         ({"inputs": {**good, "mask": [[1, 1, 0, 0], [0, 0, 0, 0]]}}, "application/json",
-         "'ids' has 1, 'mask' has 2 rows"),
+         "'ids' has 1, 'mask' has 2)"),
     ]
     for body, content_type, words in refusals:
         with pytest.raises(RequestError, match=words.replace("(", r"\(").replace(")", r"\)")):

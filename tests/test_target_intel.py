@@ -96,8 +96,15 @@ def test_existing_output_needs_force(trained_model_dir, tmp_path):
     with pytest.raises(QuantkitError, match="output folder exists.*--force"):
         convert(trained_model_dir, "intel-onednn-fp32", out)
     assert (out / "keep.txt").exists()
-    convert(trained_model_dir, "intel-onednn-fp32", out, force=True)
-    assert not (out / "keep.txt").exists() and (out / "model.pdmodel").is_file()
+    # --force replaces quantkit's own folders only: not one holding the user's files...
+    with pytest.raises(QuantkitError, match="only folders quantkit wrote"):
+        convert(trained_model_dir, "intel-onednn-fp32", out, force=True)
+    assert (out / "keep.txt").exists()
+    # ...but an earlier artifact, whatever its target.
+    convert(trained_model_dir, "intel-cpu-fp32", tmp_path / "earlier")
+    convert(trained_model_dir, "intel-onednn-fp32", tmp_path / "earlier", force=True)
+    assert json.loads((tmp_path / "earlier" / "artifact.json").read_text())["target"] == \
+        "intel-onednn-fp32"
 
 
 def test_quantized_model_to_fp32_target_is_refused(quantized_model_dir, tmp_path):

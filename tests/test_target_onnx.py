@@ -11,8 +11,8 @@ from conftest import paddle_fp32_logits as reference_logits
 import quantkit  # noqa: F401 - before paddle: importing paddle first breaks gzip (DESIGN.md)
 from quantkit.errors import QuantkitError
 from quantkit.model_files import check_inference_model
-from quantkit.targets.base import Artifact
-from quantkit.targets.machine import CpuIsa, cpu_isa
+from quantkit.targets.artifact import Artifact
+from quantkit.machine import CpuIsa, cpu_isa
 from quantkit.targets.onnx_runtime import (MODEL_FILE, X64_PRECISION_KEY, OnnxOptions,
                                            OnnxPredictor, OnnxRuntimeAdapter, SessionSettings,
                                            export_with_paddle2onnx, session_op_types,

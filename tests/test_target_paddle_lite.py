@@ -178,8 +178,9 @@ def test_missing_opt_binary_is_named(adapter, quantized_model_dir, tmp_path):
 
 
 @pytest.mark.parametrize("options, fault", [
-    ({"valid_target": "arm"}, "unknown option 'valid_target'.*did you mean 'valid_targets'"),
-    ({"valid_targets": "arm", "threads": 2}, "unknown option 'threads'"),
+    ({"valid_target": "arm"},
+     "unknown option 'options.valid_target'.*did you mean 'options.valid_targets'"),
+    ({"valid_targets": "arm", "threads": 2}, "unknown option 'options.threads'"),
     ({"valid_targets": "riscv"}, "options.valid_targets.*'riscv'"),
     ({"valid_targets": "x86"}, "device = 'arm'.* needs 'arm' in options.valid_targets"),
     ({"valid_targets": "arm", "weight_only_int8": "yes"}, "options.weight_only_int8"),

@@ -79,7 +79,7 @@ def test_recipe_round_trips_through_json():
 
 def test_unknown_option_is_named():
     profile = dataclasses.replace(load_profile("nvidia-trt-int8"), options={"workspace": 1})
-    with pytest.raises(QuantkitError, match="unknown option 'workspace' for backend tensorrt"):
+    with pytest.raises(QuantkitError, match="unknown option 'options.workspace'.*tensorrt"):
         TensorRtRecipe.for_model(profile, quantized=True)
 
 
@@ -87,7 +87,7 @@ def test_unknown_option_is_named():
 def test_convert_writes_the_recipe_and_refuses_to_run_on_a_cpu_build(quantized_model_dir,
                                                                      tmp_path):
     from quantkit.targets.convert import convert, open_artifact
-    from quantkit.targets.machine import gpu_status
+    from quantkit.targets.gpu import gpu_status
 
     artifact = convert(quantized_model_dir, "nvidia-trt-int8", tmp_path / "trt")
     record = json.loads((artifact.folder / "artifact.json").read_text())
@@ -99,14 +99,14 @@ def test_convert_writes_the_recipe_and_refuses_to_run_on_a_cpu_build(quantized_m
 
 
 def _gpu_reason() -> str:
-    from quantkit.targets.machine import gpu_status
+    from quantkit.targets.gpu import gpu_status
 
     return gpu_status().reason
 
 
 @pytest.mark.slow
 def test_tensorrt_int8_runs_on_a_gpu(quantized_model_dir, mnist_test_slice, tmp_path):
-    from quantkit.targets.machine import gpu_status
+    from quantkit.targets.gpu import gpu_status
 
     if not gpu_status().can_run_tensorrt:
         pytest.skip(f"no TensorRT here: {_gpu_reason()}")

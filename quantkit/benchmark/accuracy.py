@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantkit.benchmark.evalsets import check_label_range
 from quantkit.benchmark.results import Accuracy
+from quantkit.data.feeds import check_label_range
 from quantkit.errors import QuantkitError
-from quantkit.metrics import _label_vector, _logits, agreement, top1  # noqa: F401
+from quantkit.metrics import (argmax_agreement, class_scores, cosine_mean, label_vector,
+                              max_abs_diff, top1)
 
 
 def measure_accuracy(outputs: np.ndarray, labels: np.ndarray | None = None,
@@ -24,17 +25,18 @@ def measure_accuracy(outputs: np.ndarray, labels: np.ndarray | None = None,
         raise QuantkitError(f"{source}: outputs are a scalar, not one row per eval row")
     accuracy = None
     if labels is not None:
-        logits = _logits(outputs)
-        labels = _label_vector(labels, logits.shape[0])
-        check_label_range(labels, logits.shape[1], source)
-        accuracy = top1(logits, labels)
+        scores = class_scores(outputs)
+        labels = label_vector(labels, scores.shape[0])
+        check_label_range(labels, scores.shape[1], source)
+        accuracy = top1(scores, labels)
     drop = None
     if accuracy is not None and reference_top1 is not None:
         drop = (float(reference_top1) - accuracy) * 100.0
     fields: dict[str, float] = {}
     if reference_outputs is not None:
-        fields["argmax_agreement"], fields["cosine_mean"], fields["max_abs_diff"] = \
-            agreement(outputs, reference_outputs)
+        fields["cosine_mean"] = cosine_mean(outputs, reference_outputs)
+        fields["max_abs_diff"] = max_abs_diff(outputs, reference_outputs)
+        fields["argmax_agreement"] = argmax_agreement(outputs, reference_outputs)
     return Accuracy(rows=int(outputs.shape[0]), top1=accuracy,
                     reference_top1=None if reference_top1 is None else float(reference_top1),
                     drop_points=drop, **fields)

@@ -8,6 +8,7 @@ its thread settings cannot reach the others) or on a remote host.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -20,10 +21,10 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from quantkit.benchmark.runner import (BENCH_INPUTS, EVAL_INPUTS, JOB_FILE, RESULT_FILE)
 from quantkit.errors import QuantkitError
-
-EMBEDDED_ARTIFACT = "artifact"
+from quantkit.files import (BENCH_INPUTS, EMBEDDED_ARTIFACT, EVAL_INPUTS, JOB_FILE,
+                            JOB_RESULT_FILE)
+from quantkit.targets.base import kill_group
 
 
 @dataclass(frozen=True)
@@ -39,23 +40,33 @@ class MeasureSettings:
     timeout_s: float = 1800.0  # per target process
 
     def __post_init__(self) -> None:
-        if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
-            raise QuantkitError(f"batch sizes must be >= 1 (got {list(self.batch_sizes)})")
+        from quantkit.cli_types import MAX_BATCH
+
+        if not self.batch_sizes or any(not _whole(b) or not 1 <= b <= MAX_BATCH
+                                       for b in self.batch_sizes):
+            raise QuantkitError(f"batch sizes (--batch-sizes) must be whole numbers from 1 to "
+                                f"{MAX_BATCH} (got {list(self.batch_sizes)})")
+        if len(set(self.batch_sizes)) != len(self.batch_sizes):
+            raise QuantkitError(f"batch sizes (--batch-sizes) list a size twice: "
+                                f"{list(self.batch_sizes)}")
         if self.iterations is not None and self.duration_s is not None:
-            raise QuantkitError("give iterations or duration, not both")
+            raise QuantkitError("give --iterations or --duration, not both")
         if self.iterations is None and self.duration_s is None:
-            raise QuantkitError("give iterations or duration")
-        if self.iterations is not None and self.iterations < 1:
-            raise QuantkitError(f"iterations must be >= 1 (got {self.iterations}): zero "
-                                "timed runs measure nothing")
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise QuantkitError(f"duration must be > 0 s (got {self.duration_s})")
-        if self.warmup < 0:
-            raise QuantkitError(f"warmup must be >= 0 (got {self.warmup})")
-        if self.threads is not None and self.threads < 1:
-            raise QuantkitError(f"threads must be >= 1 (got {self.threads})")
-        if self.eval_batch < 1:
-            raise QuantkitError(f"eval batch must be >= 1 (got {self.eval_batch})")
+            raise QuantkitError("give --iterations or --duration")
+        if self.iterations is not None and (not _whole(self.iterations) or self.iterations < 1):
+            raise QuantkitError(f"--iterations must be a whole number >= 1 (got "
+                                f"{self.iterations!r}): zero timed runs measure nothing")
+        for flag, value in (("--duration", self.duration_s), ("--timeout", self.timeout_s)):
+            if value is not None and not (_number(value) and value > 0):
+                raise QuantkitError(f"{flag} must be a finite number of seconds > 0 (got "
+                                    f"{value!r})")
+        if not _whole(self.warmup) or self.warmup < 0:
+            raise QuantkitError(f"--warmup must be a whole number >= 0 (got {self.warmup!r})")
+        if self.threads is not None and (not _whole(self.threads) or self.threads < 1):
+            raise QuantkitError(f"--threads must be a whole number >= 1 (got "
+                                f"{self.threads!r})")
+        if not _whole(self.eval_batch) or self.eval_batch < 1:
+            raise QuantkitError(f"eval batch must be >= 1 (got {self.eval_batch!r})")
 
     def to_dict(self) -> dict:
         record = asdict(self)
@@ -82,6 +93,15 @@ def write_job(job_dir: Path, artifact_dir: Path, settings: MeasureSettings,
            **{key: value for key, value in settings.to_dict().items() if key != "timeout_s"}}
     (job_dir / JOB_FILE).write_text(json.dumps(job, indent=2) + "\n")
     return job_dir
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 def child_environment(threads: int | None) -> dict[str, str]:
@@ -118,18 +138,18 @@ def run_local(job_dir: Path, settings: MeasureSettings,
                 if should_stop():
                     raise KeyboardInterrupt from None
                 if time.monotonic() > deadline:
-                    _kill(process)
+                    kill_group(process)
                     return {"status": "failed", "error": f"timed out after "
-                            f"{settings.timeout_s:.0f} s (raise timeout_s)"}
+                            f"{settings.timeout_s:.0f} s (raise --timeout)"}
     except KeyboardInterrupt:
-        _kill(process)
+        kill_group(process)
         raise
     return read_result(job_dir, process.returncode, stderr)
 
 
 def read_result(job_dir: Path, returncode: int, stderr: str) -> dict:
     """The runner's result.json, or a record of how the process died without one."""
-    result_file = job_dir / RESULT_FILE
+    result_file = job_dir / JOB_RESULT_FILE
     if result_file.is_file():
         return json.loads(result_file.read_text())
     tail = " | ".join(line.strip() for line in stderr.splitlines()[-3:] if line.strip())
@@ -141,11 +161,3 @@ def read_result(job_dir: Path, returncode: int, stderr: str) -> dict:
     else:
         how = f"exited with code {returncode} without a result"
     return {"status": "crashed", "error": f"{how}" + (f": {tail}" if tail else "")}
-
-
-def _kill(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()

@@ -5,9 +5,6 @@ that have a runtime (paddlelite, paddle, onnxruntime) but not quantkit.
 """
 from __future__ import annotations
 
-import importlib.metadata
-import os
-import platform
 import sys
 import time
 from typing import Callable
@@ -16,9 +13,6 @@ from typing import Callable
 # on inputs prepared before the clock starts (trtexec/FastDeploy's "runtime" mode plus
 # the copies; no preprocessing, no data loading).
 TIMING_MODE = "runtime: predictor.run(feeds) incl. host<->runtime copies; inputs prepared before timing"
-
-LIBRARIES = ("quantkit", "paddlepaddle", "paddlepaddle-gpu", "paddlelite", "paddle2onnx",
-             "onnxruntime", "onnxruntime-gpu", "numpy")
 
 
 def time_calls(call: Callable[[], object], warmup: int, iterations: int | None = None,
@@ -75,46 +69,3 @@ def peak_rss_bytes() -> int:
         return 0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB
-
-
-def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
-    """(CPU model, ISA flags) from /proc/cpuinfo text; ARM lists "Features"."""
-    model, flags = "", frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "Model", "Hardware") and not model:
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = frozenset(value.split())
-    return model or "unknown CPU", flags
-
-
-# ISA flags that decide int8 speed; the full list is long and says little more.
-_INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp",
-               "i8mm", "neon")
-
-
-def machine_facts() -> dict:
-    """Where a measurement was taken: CPU, cores, OS, Python and runtime versions."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model, flags = parse_cpuinfo(handle.read())
-    except OSError:
-        model, flags = platform.processor() or "unknown CPU", frozenset()
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return {
-        "hostname": platform.node(),
-        "arch": platform.machine().lower(),
-        "cpu_model": model,
-        "isa_flags": sorted(flag for flag in _INT8_FLAGS if flag in flags),
-        "logical_cores": os.cpu_count() or 0,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "libraries": versions,
-    }

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantkit.benchmark.report import (MB, atomic_path, fmt_ratio, fmt_sig3, machine_name,
-                                       machines)
+from quantkit.atomic import atomic_path
+from quantkit.benchmark.formatting import MB, fmt_ratio, fmt_sig3, machine_name, machines
 from quantkit.benchmark.results import BenchRecord, BenchResults
 
 DPI = 100

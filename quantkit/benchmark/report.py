@@ -8,25 +8,24 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from quantkit.atomic import atomic_path
+from quantkit.atomic import write_text_atomic
+from quantkit.benchmark import plots
+from quantkit.benchmark.formatting import (MISSING, describe_machine, fmt_mb, fmt_ms,
+                                           fmt_pct, fmt_points, fmt_ratio, fmt_sig3,
+                                           machine_name, machines, named_machine)
 from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults, merge
 from quantkit.benchmark.stats import HIGH_CV, LatencyStats
 from quantkit.errors import QuantkitError
+from quantkit.files import REPORT_FILES
 
 if TYPE_CHECKING:  # rich loads only when a table is drawn
     from rich.console import Console
     from rich.table import Table
 
-MISSING = "-"  # what a human-facing cell shows for "not measured"
-MB = 1_000_000  # sizes and memory in SI megabytes, as the column headers say
-
-REPORT_FILES = {"json": "results.json", "csv": "results.csv", "markdown": "results.md",
-                "latency_vs_accuracy": "latency_vs_accuracy.png", "size": "size.png"}
 
 LATENCY_KEYS = tuple(item.name for item in fields(LatencyStats))
 ACCURACY_KEYS = tuple(item.name for item in fields(Accuracy))
@@ -47,84 +46,6 @@ TABLE_COLUMNS = ("target", "machine", "batch", "status", "p50 ms", "p90 ms", "p9
 _NUMERIC_COLUMNS = frozenset(TABLE_COLUMNS[4:14]) | {"batch"}
 _STATUS_STYLES = {"ok": "green", "failed": "red", "crashed": "bold red",
                   "skipped": "yellow", "interrupted": "yellow"}
-
-
-# -- formatting rules: one place, so every view prints a number the same way ----------
-
-def fmt_sig3(value: float | None) -> str:
-    """Three significant digits without exponent notation (0.123, 12.3, 1230)."""
-    if value is None:
-        return MISSING
-    if value != value or value in (float("inf"), float("-inf")):
-        return str(value)
-    rounded = float(f"{value:.3g}")  # round first: 9.996 must print as 10.0, not 10.00
-    if rounded == 0:
-        return "0"
-    return f"{rounded:.{max(0, 2 - math.floor(math.log10(abs(rounded))))}f}"
-
-
-def fmt_ms(value: float | None) -> str:
-    return fmt_sig3(value)
-
-
-def fmt_pct(fraction: float | None) -> str:
-    """A fraction as a percentage with two decimals (0.97123 -> 97.12%)."""
-    return MISSING if fraction is None else f"{fraction * 100:.2f}%"
-
-
-def fmt_points(points: float | None) -> str:
-    """Percentage points with two decimals; positive means accuracy was lost."""
-    return MISSING if points is None else f"{points:.2f}"
-
-
-def fmt_mb(size_bytes: int | None) -> str:
-    return MISSING if size_bytes is None else fmt_sig3(size_bytes / MB)
-
-
-def fmt_ratio(ratio: float | None) -> str:
-    return MISSING if ratio is None else f"{ratio:.2f}x"
-
-
-def machine_name(record: BenchRecord) -> str:
-    """What to call the machine a record ran on: its host alias, else its hostname.
-
-    Two runs made "local"ly on different machines must not merge into one name.
-    """
-    if record.host and record.host != "local":
-        return record.host
-    return str(record.machine.get("hostname") or record.host or "local")
-
-
-def machines(results: BenchResults) -> dict[str, dict[str, Any]]:
-    """Each machine in the results (by name, in order of appearance) with its facts."""
-    found: dict[str, dict[str, Any]] = {}
-    for record in results.records:
-        name = machine_name(record)
-        if name not in found or (record.machine and not found[name]):
-            found[name] = dict(record.machine)
-    return found
-
-
-def describe_machine(facts: dict[str, Any]) -> str:
-    """One line: CPU, cores, ISA flags, OS, Python and runtime versions."""
-    if not facts:
-        return "no machine facts recorded"
-    parts = [str(facts.get("cpu_model") or "unknown CPU")]
-    hardware = [str(facts["arch"])] if facts.get("arch") else []
-    if facts.get("logical_cores"):
-        hardware.append(f"{facts['logical_cores']} logical cores")
-    if facts.get("isa_flags"):
-        hardware.append(" ".join(facts["isa_flags"]))
-    if hardware:
-        parts[0] += f" ({', '.join(hardware)})"
-    if facts.get("os"):
-        parts.append(str(facts["os"]))
-    if facts.get("python"):
-        parts.append(f"Python {facts['python']}")
-    libraries = facts.get("libraries") or {}
-    if libraries:
-        parts.append(" ".join(f"{name} {version}" for name, version in sorted(libraries.items())))
-    return "; ".join(parts)
 
 
 def record_notes(record: BenchRecord) -> list[str]:
@@ -254,7 +175,7 @@ def to_markdown(results: BenchResults) -> str:
         lines += ["**The run was interrupted: these results are partial.**", ""]
     found = machines(results)
     lines.append("Measured on:" if found else "No records.")
-    lines += [f"- **{_md_escape(_named(name, facts))}**: {_md_escape(describe_machine(facts))}"
+    lines += [f"- **{_md_escape(named_machine(name, facts))}**: {_md_escape(describe_machine(facts))}"
               for name, facts in found.items()]
     timing_modes = sorted({record.timing_mode for record in results.records
                            if record.timing_mode})
@@ -269,8 +190,6 @@ def to_markdown(results: BenchResults) -> str:
 
 def write_reports(results: BenchResults, out_dir: Path) -> dict[str, Path]:
     """Write results.json, .csv, .md and the two PNGs into `out_dir`, each atomically."""
-    from quantkit.benchmark import plots  # plots reuse this module's formatting rules
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: out_dir / name for kind, name in REPORT_FILES.items()}
@@ -282,13 +201,12 @@ def write_reports(results: BenchResults, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def report_from_files(paths: Sequence[Path], out_dir: Path) -> dict[str, Path]:
-    """Load one or more results.json (several: one comparison across machines); write reports."""
+def load_results(paths: Sequence[Path]) -> BenchResults:
+    """One or more results.json as one BenchResults (several: merged across machines)."""
     if not paths:
         raise QuantkitError("give at least one results.json to report on")
     loaded = [_load(Path(path)) for path in paths]
-    results = loaded[0] if len(loaded) == 1 else merge(loaded)
-    return write_reports(results, out_dir)
+    return loaded[0] if len(loaded) == 1 else merge(loaded)
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -309,22 +227,10 @@ def _load(path: Path) -> BenchResults:
     return results
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    with atomic_path(path) as partial:
-        partial.write_text(text, encoding="utf-8")
-    return Path(path)
-
-
 def _machines_caption(results: BenchResults) -> str:
     found = machines(results)
-    return "\n".join(f"{_named(name, facts)}: {describe_machine(facts)}"
+    return "\n".join(f"{named_machine(name, facts)}: {describe_machine(facts)}"
                      for name, facts in found.items())
-
-
-def _named(name: str, facts: dict[str, Any]) -> str:
-    """A host alias with the hostname it reached, when they differ ("pi4 (raspberrypi)")."""
-    hostname = facts.get("hostname")
-    return f"{name} ({hostname})" if hostname and hostname != name else name
 
 
 def _md_escape(text: str) -> str:

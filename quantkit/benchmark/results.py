@@ -6,17 +6,31 @@ several machines merge into one comparison because every record names where it r
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
+from quantkit.choices import Choice
 from quantkit.errors import QuantkitError
+from quantkit.names import check_name
+from quantkit.records import read_json, write_json
 
 SCHEMA = "quantkit.bench/1"
 SCHEMA_FILE = Path(__file__).with_name("results.schema.json")  # JSON Schema of results.json
-STATUSES = ("ok", "failed", "crashed", "skipped", "interrupted")
+
+
+class Status(Choice):
+    """How a target's measurement ended."""
+
+    OK = "ok"
+    FAILED = "failed"  # the runner reported an error (or a remote step failed)
+    CRASHED = "crashed"  # the runner process died without a result (a native abort)
+    SKIPPED = "skipped"  # this machine cannot run the target
+    INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM before it finished
+    NO_HOST = "no-host"  # no machine of the fleet offers the target
+
+
+STATUSES = tuple(str(status) for status in Status)
 
 
 @dataclass(frozen=True)
@@ -56,9 +70,8 @@ class BenchRecord:
     machine: dict[str, Any] = field(default_factory=dict)  # measure.machine_facts()
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise QuantkitError(f"record for {self.target}: status {self.status!r} is not "
-                                f"one of {', '.join(STATUSES)}")
+        object.__setattr__(self, "status", Status.parse(self.status, "status",
+                                                        f" of the record for {self.target}"))
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
@@ -75,6 +88,9 @@ class BenchRecord:
                    if name not in data]
         if missing:
             raise QuantkitError(f"{where}: record lacks {', '.join(missing)}")
+        check_name(data["target"], "target", where)
+        if data.get("host") is not None:
+            check_name(data["host"], "host", where)
         problem = _type_problem(data)
         if problem:
             raise QuantkitError(f"{where} ({data.get('target')}): {problem}; regenerate it "
@@ -139,10 +155,7 @@ class BenchResults:
 
     def save(self, path: Path) -> None:
         """Write atomically: a reader (or a Ctrl-C) never leaves half a file."""
-        path = Path(path)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(_strict_json(self.to_dict()), indent=2) + "\n")
-        partial.replace(path)
+        write_json(Path(path), self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "results") -> "BenchResults":
@@ -163,24 +176,7 @@ class BenchResults:
     @classmethod
     def load(cls, path: Path) -> "BenchResults":
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise QuantkitError(f"results file not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise QuantkitError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_dict(data, str(path))
-
-
-def _strict_json(value: Any) -> Any:
-    """NaN/Infinity are not JSON: store null (the record's warnings say what overflowed)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _strict_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_strict_json(item) for item in value]
-    return value
+        return cls.from_dict(read_json(path, "results file"), str(path))
 
 
 def merge(results: Iterable[BenchResults]) -> BenchResults:

@@ -15,18 +15,19 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from quantkit.benchmark import measure
-from quantkit.benchmark.feeds import artifact_feeds, synthetic_inputs, tile_rows
-from quantkit.benchmark.interrupts import InterruptFlag
+from quantkit.atomic import confined
 from quantkit.benchmark.jobs import MeasureSettings, run_local, write_job
-from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults
-from quantkit.benchmark.runner import EVAL_OUTPUTS
+from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults, Status
 from quantkit.benchmark.stats import HIGH_CV, summarize
+from quantkit.data import Dataset
+from quantkit.data.synthetic import synthetic_inputs, tile_rows
 from quantkit.errors import QuantkitError
-from quantkit.targets.base import ARTIFACT_MANIFEST, Artifact
-from quantkit.targets.convert import artifact_profile, load_artifact
+from quantkit.files import ARTIFACT_RECORD, EVAL_OUTPUTS, RESULTS_FILE
+from quantkit.interrupts import InterruptFlag
+from quantkit.machine import machine_facts
+from quantkit.targets.artifact import Artifact, artifact_feeds, artifact_profile, load_artifact
+from quantkit.targets.profile import Precision
 
-RESULTS_FILE = "results.json"
 ANY_TARGET = "*"
 
 
@@ -46,7 +47,7 @@ class BenchPlan:
 
     artifacts: Sequence[Path]
     settings: MeasureSettings = field(default_factory=MeasureSettings)
-    eval_set: object | None = None  # evalsets.EvalSet
+    eval_set: Dataset | None = None
     reference: Path | None = None  # an FP32 artifact; default: the first FP32 one listed
     remote: Mapping[str, object] = field(default_factory=dict)  # target or "*" -> HostProfile
 
@@ -58,11 +59,11 @@ def find_artifacts(paths: Sequence[Path], targets: Sequence[str] | None = None) 
     """Artifact folders named directly, or found one level inside a run folder."""
     found: list[Path] = []
     for path in map(Path, paths):
-        if (path / ARTIFACT_MANIFEST).is_file():
+        if (path / ARTIFACT_RECORD).is_file():
             found.append(path)
         elif path.is_dir():
-            inside = sorted(p.parent for p in path.glob(f"*/{ARTIFACT_MANIFEST}"))
-            inside += sorted(p.parent for p in path.glob(f"artifacts/*/{ARTIFACT_MANIFEST}"))
+            inside = sorted(p.parent for p in path.glob(f"*/{ARTIFACT_RECORD}"))
+            inside += sorted(p.parent for p in path.glob(f"artifacts/*/{ARTIFACT_RECORD}"))
             if not inside:
                 raise QuantkitError(f"{path}: no artifact.json in it or its sub-folders "
                                     "(make artifacts with 'quantkit convert')")
@@ -125,7 +126,7 @@ def bench(plan: BenchPlan, out_dir: Path | None = None,
 
 def _save(results: BenchResults, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    results.save(out_dir / RESULTS_FILE)
+    results.save(confined(out_dir, RESULTS_FILE))
 
 
 def _reference_dir(plan: BenchPlan, artifacts: list[Artifact]) -> Path | None:
@@ -135,7 +136,7 @@ def _reference_dir(plan: BenchPlan, artifacts: list[Artifact]) -> Path | None:
             raise QuantkitError(f"reference {plan.reference} is {reference.precision}: the "
                                 "reference must be an FP32 artifact")
         return reference.folder
-    return next((a.folder for a in artifacts if a.precision == "fp32"), None)
+    return next((a.folder for a in artifacts if a.precision == Precision.FP32), None)
 
 
 def _measure(artifact: Artifact, plan: BenchPlan, job_dir: Path,
@@ -159,7 +160,7 @@ def _measure(artifact: Artifact, plan: BenchPlan, job_dir: Path,
         return {"status": "failed", "error": str(exc)}, None
     write_job(job_dir, artifact.folder, plan.settings, bench_inputs, eval_inputs,
               embed_artifact=host is not None,
-              opener=getattr(host, "opener", "auto") if host is not None else "quantkit")
+              opener=getattr(host, "opener", "auto") if host is not None else "auto")
     if host is None:
         result = run_local(job_dir, plan.settings, should_stop=lambda: interrupts.requested)
     else:
@@ -263,7 +264,7 @@ def _bare_record(artifact: Artifact, status: str, error: str, host: str = "local
                        device=artifact_profile(artifact.folder).device,
                        status=status, host=host, error=error, size_bytes=artifact.size_bytes,
                        machine=machine if machine is not None else
-                       measure.machine_facts() if host == "local" else {})
+                       machine_facts() if host == "local" else {})
 
 
 def _summary_line(records: list[BenchRecord]) -> str:

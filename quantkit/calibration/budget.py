@@ -12,6 +12,7 @@ with labels, else the points of argmax disagreement with FP32.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -68,10 +69,12 @@ def search(make_session: Callable[[CalibrationConfig], CalibrationSession],
            on_event: Callable[[str], None] = lambda message: None
            ) -> tuple[BudgetResult, CalibrationSession | None]:
     """Find the first variant within `max_drop`; return it with the session that wrote it."""
-    if max_drop < 0:
-        raise QuantkitError(f"max drop must be >= 0 points, got {max_drop}")
-    if max_trials < 1:
-        raise QuantkitError(f"max trials must be >= 1, got {max_trials}")
+    if not (isinstance(max_drop, (int, float)) and math.isfinite(max_drop) and max_drop >= 0):
+        raise QuantkitError(f"max drop (--max-drop) must be a finite number of points >= 0, "
+                            f"got {max_drop!r}")
+    if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
+        raise QuantkitError(f"max trials (--max-trials) must be a whole number >= 1, got "
+                            f"{max_trials!r}")
     result = BudgetResult(max_drop)
     sessions: dict[str, CalibrationSession] = {}
     reference = None

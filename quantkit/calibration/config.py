@@ -1,17 +1,21 @@
 """Calibration settings: one frozen dataclass, the single source of truth for defaults.
 
 Defaults are PaddleSlim 2.6's *code* defaults (its docs drifted: they say batch_size=16,
-algo='KL'); `quantkit.quant.quant_post_static` and the CLI read them from here.
+algo='KL'); `quantkit.quant.quant_post_static` reads them from `DEFAULTS`. The command line
+(`calibrate`, `analyze`, `run`, `demo`) calibrates on batches of real rows instead of
+PaddleSlim's one sample at a time: `COMMAND_LINE` is that variant, and every command's
+defaults and help read it.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 
+from quantkit.calibration.algorithms import Algorithm
 from quantkit.errors import QuantkitError
+from quantkit.suggest import did_you_mean
 
-ALGOS = ("KL", "hist", "mse", "emd", "avg", "abs_max", "min_max", "ptf")
+ALGOS = tuple(str(member) for member in Algorithm)
 ROUND_TYPES = ("round", "adaround")
 ACTIVATION_QUANTIZE_TYPES = ("range_abs_max", "moving_average_abs_max", "abs_max")
 WEIGHT_QUANTIZE_TYPES = ("abs_max", "channel_wise_abs_max")
@@ -23,11 +27,9 @@ DEFAULT_QUANTIZABLE_OP_TYPES = ("conv2d", "depthwise_conv2d", "conv2d_transpose"
 def _one_of(name: str, value, allowed) -> None:
     if value not in allowed:
         shown = ", ".join(repr(a) for a in allowed)
-        texts = {str(a).lower(): a for a in allowed if a is not None}
-        close = [texts[m] for m in difflib.get_close_matches(str(value).lower(), list(texts),
-                                                            n=2, cutoff=0.5)]
-        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
-        raise QuantkitError(f"unknown {name} {value!r}: {hint}choose one of {shown}")
+        hint = did_you_mean(value, [a for a in allowed if a is not None], n=2, cutoff=0.5,
+                            ignore_case=True)
+        raise QuantkitError(f"unknown {name} {value!r}{hint}: choose one of {shown}")
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class CalibrationConfig:
 
     batch_size: int = 1
     batch_nums: int | None = None
-    algo: str = "hist"
+    algo: Algorithm = Algorithm.HIST
     round_type: str = "round"
     hist_percent: float = 0.9999
     bias_correction: bool = False
@@ -52,13 +54,22 @@ class CalibrationConfig:
     deploy_backend: str | None = None
 
     def __post_init__(self) -> None:
-        _one_of("algo", self.algo, ALGOS)
+        object.__setattr__(self, "algo", Algorithm.parse(self.algo, "algo"))
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
+                or self.batch_size < 1:
+            raise QuantkitError(f"calibration batch size must be a whole number >= 1, got "
+                                f"{self.batch_size!r}")
+        if self.batch_nums is not None and (isinstance(self.batch_nums, bool) or not
+                                            isinstance(self.batch_nums, int)
+                                            or self.batch_nums < 1):
+            raise QuantkitError(f"calibration batches (batch_nums) must be a whole number "
+                                f">= 1 or None, got {self.batch_nums!r}")
         _one_of("round_type", self.round_type, ROUND_TYPES)
         _one_of("activation_quantize_type", self.activation_quantize_type,
                 ACTIVATION_QUANTIZE_TYPES)
         _one_of("weight_quantize_type", self.weight_quantize_type, WEIGHT_QUANTIZE_TYPES)
         _one_of("deploy_backend", self.deploy_backend, DEPLOY_BACKENDS)
-        if not 0.0 < self.hist_percent <= 1.0:
+        if not (isinstance(self.hist_percent, (int, float)) and 0.0 < self.hist_percent <= 1.0):
             raise QuantkitError(f"hist_percent must be in (0, 1], got {self.hist_percent}")
         for name in ("weight_bits", "activation_bits"):
             bits = getattr(self, name)
@@ -85,3 +96,5 @@ class CalibrationConfig:
 
 
 DEFAULTS = CalibrationConfig()
+COMMAND_LINE = CalibrationConfig(batch_size=32, batch_nums=10)
+"""The command line's calibration: 10 batches of 32 rows, PaddleSlim's algorithm (hist)."""

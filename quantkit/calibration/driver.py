@@ -30,27 +30,34 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from quantkit.calibration.algorithms import Engine, algorithm
 from quantkit.calibration.config import CalibrationConfig
-from quantkit.calibration.observers import create_observer, weight_quant_axis
-from quantkit.calibration.observers.basic import TwoPassHistObserver
+from quantkit.calibration.observers import PerChannelAbsMaxObserver, weight_quant_axis
+from quantkit.calibration.scoped_paddle import fast_graph_edits, forward_kernels
 from quantkit.errors import QuantkitError
+from quantkit.suggest import did_you_mean
 from quantkit.model_files import InferenceModel
 
-REPLAY_BUDGET_BYTES = 1 << 30
-"""Pass-1 activations kept for pass 2 of KL/hist; above this, pass 2 runs the model again."""
 
-HIST_BINS = 2048  # core's `_histogram_bins`
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine runs (not what it computes): passed explicitly, never a global."""
 
-ONEDNN_FORWARD = True
-"""Run calibration forwards on oneDNN FP32 kernels: 5-7x faster here, activations equal to
-the plain kernels' within float32 rounding (~1e-7 relative). Tests set it False to compare
-with core bit for bit."""
+    # Forwards on oneDNN FP32 kernels: 5-7x faster here, activations equal to the plain
+    # kernels' within float32 rounding (~1e-7 relative). False: plain kernels, which give
+    # core's programs bit for bit (the tests compare them).
+    onednn_forward: bool = True
+    # Pass-1 activations kept for pass 2 of KL/hist; above this, pass 2 runs the model again.
+    replay_budget_bytes: int = 1 << 30
+
+
+DEFAULT_ENGINE = EngineOptions()
 
 
 def core_only_reason(config: CalibrationConfig) -> str | None:
     """Why `config` must run on Paddle core's PTQ instead of this driver, or None."""
-    if config.algo == "ptf":
-        return "algo 'ptf' has no quantkit observer"
+    if algorithm(config.algo).engine is Engine.PADDLE_CORE:
+        return f"algo '{config.algo}' has no quantkit observer"
     if config.round_type == "adaround":
         return "round_type 'adaround' trains rounding with core's own data loop"
     return None
@@ -94,49 +101,31 @@ def prepare_program(executor, model: InferenceModel, config: CalibrationConfig, 
 
 def check_skip_list(inputs: list[str], skip: Iterable[str]) -> None:
     """Refuse skip entries that name no op input: core would silently quantize everything."""
-    import difflib
-
     unknown = [name for name in skip if name not in inputs]
     if not unknown:
         return
-    hints = []
-    for name in unknown:
-        close = difflib.get_close_matches(name, inputs, n=3, cutoff=0.6)
-        hints.append(f"{name!r}" + (f" (did you mean {', '.join(map(repr, close))}?)"
-                                    if close else ""))
+    hints = [f"{name!r}{did_you_mean(name, inputs, n=3)}" for name in unknown]
     raise QuantkitError("skip_tensor_list names no tensor an op of this model reads: "
                         + "; ".join(hints) + " (entries match op input names, e.g. a "
                         "conv's weight 'conv2d_3.w_0')")
 
 
-def activation_observer(config: CalibrationConfig, name: str):
-    """The observer of one activation tensor for `config.algo`, with core's settings."""
-    algo, bits = config.algo, config.activation_bits
-    if algo == "hist":
-        # Core's exact two-pass histogram; PaddleSlim's hist_percent (not core's default).
-        return TwoPassHistObserver(bins=HIST_BINS, percent=config.hist_percent, name=name)
-    if algo == "KL":
-        return create_observer("KL", bits=bits, two_pass=True, name=name)
-    if algo in ("mse", "emd"):
-        return create_observer(algo, bits=bits, onnx_format=config.onnx_format, name=name)
-    if algo in ("abs_max", "avg", "min_max"):
-        return create_observer(algo, name=name)
-    raise QuantkitError(f"no quantkit observer for algo {algo!r}: {core_only_reason(config)}")
-
-
 def collect_activation_stats(executor, ptq, batches: Iterable[dict], config: CalibrationConfig,
                              scope, on_batch: Callable[[], None] | None = None,
-                             onednn_forward: bool | None = None) -> ActivationStats:
+                             engine: EngineOptions = DEFAULT_ENGINE) -> ActivationStats:
     """Feed the batches, every activation fetched at once, into one observer per tensor."""
     started = time.perf_counter()
+    spec = algorithm(config.algo)
+    if spec.engine is not Engine.QUANTKIT:
+        raise QuantkitError(f"no quantkit observer for algo {config.algo!r}: "
+                            f"{core_only_reason(config)}")
     names = sorted(ptq._quantized_act_var_name)
-    observers = {name: activation_observer(config, name) for name in names}
-    passes = max((o.passes for o in observers.values()), default=1)
+    observers = {name: spec.observer(config, name) for name in names}
+    passes = spec.passes
     kept: list[list[np.ndarray]] | None = [] if passes == 2 else None
     kept_bytes = 0
     seen = 0
-    with forward_kernels(ONEDNN_FORWARD if onednn_forward is None else onednn_forward), \
-            inference_attrs(ptq._program):
+    with forward_kernels(engine.onednn_forward), inference_attrs(ptq._program):
         for pass_index in range(passes):
             replay = pass_index == 1 and kept is not None
             source = iter(kept) if replay else iter(batches)
@@ -147,7 +136,7 @@ def collect_activation_stats(executor, ptq, batches: Iterable[dict], config: Cal
                     scope=scope)
                 if pass_index == 0 and kept is not None:
                     kept_bytes += sum(v.nbytes for v in values)
-                    if kept_bytes > REPLAY_BUDGET_BYTES:
+                    if kept_bytes > engine.replay_budget_bytes:
                         kept = None  # pass 2 runs the model again
                     else:
                         kept.append(values)
@@ -169,7 +158,7 @@ def collect_activation_stats(executor, ptq, batches: Iterable[dict], config: Cal
             stats.empty.add(name)
             continue
         stats.thresholds[name] = float(observer.scale())
-        if config.algo == "min_max":
+        if spec.signed_range:
             stats.ranges[name] = (observer.min_value, observer.max_value)
     stats.seconds = time.perf_counter() - started
     return stats
@@ -179,19 +168,20 @@ def write_quantized_program(ptq, config: CalibrationConfig, stats: ActivationSta
     """Give core's PTQ object the thresholds and run the rest of core's `quantize()`."""
     from paddle.static.quantization import utils as core_utils
 
+    spec = algorithm(config.algo)
     _fill_weight_thresholds(ptq, config, scope)
     for name in ptq._quantized_act_var_name:
         if name in stats.empty or name not in stats.thresholds:
             ptq._zero_size_var_names.add(name)
             continue
         _threshold_dict(ptq, config)[name] = stats.thresholds[name]
-        if config.algo == "min_max":
+        if spec.signed_range:
             ptq._quantized_var_min[name], ptq._quantized_var_max[name] = stats.ranges[name]
-    with _fast_graph_edits():
+    with fast_graph_edits():
         # Core's min_max only writes min/max attrs (`_save_input_threhold`) and no scale, so
         # the model it saves is not quantized at all; here it gets the symmetric threshold
         # max(|min|, |max|) like every other algo (the min/max attrs are kept as well).
-        if config.algo == "min_max":
+        if spec.signed_range:
             ptq._save_input_threhold()
         ptq._update_program()
         if not ptq.FLAG:
@@ -204,7 +194,7 @@ def write_quantized_program(ptq, config: CalibrationConfig, stats: ActivationSta
 
 def _threshold_dict(ptq, config: CalibrationConfig) -> dict:
     """Core reads KL/hist thresholds from one dict and the others' from another."""
-    return ptq._quantized_var_threshold if config.algo in ("KL", "hist") \
+    return ptq._quantized_var_threshold if algorithm(config.algo).var_thresholds \
         else ptq._quantized_threshold
 
 
@@ -215,11 +205,13 @@ def _fill_weight_thresholds(ptq, config: CalibrationConfig, scope) -> None:
     for name in sorted(ptq._quantized_weight_var_name):
         weight = np.array(scope.find_var(name).get_tensor())
         axis = weight_quant_axis(ptq._weight_op_pairs[name])
-        rows = np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1) if per_channel \
-            else weight.reshape(1, -1)
-        peaks = [float(v) for v in np.abs(rows).max(axis=1)]
-        target[name] = peaks if per_channel else peaks[0]
-        if config.algo == "min_max":  # core's attrs; the program uses `peaks` (see above)
+        observer = PerChannelAbsMaxObserver(axis=axis if per_channel else 0, name=name)
+        observer.observe(weight if per_channel else weight.reshape(1, -1))
+        peaks = observer.peaks
+        target[name] = [float(v) for v in peaks] if per_channel else float(peaks[0])
+        if algorithm(config.algo).signed_range:  # core's attrs; the program uses `peaks`
+            rows = np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1) \
+                if per_channel else weight.reshape(1, -1)
             low = [float(v) for v in rows.min(axis=1)]
             high = [float(v) for v in rows.max(axis=1)]
             ptq._quantized_var_min[name] = low if per_channel else low[0]
@@ -230,7 +222,7 @@ def quantize_with_observers(executor, model: InferenceModel, batches, config: Ca
                             out_dir: Path, save_model_filename: str,
                             save_params_filename: str | None, scope=None,
                             on_batch: Callable[[], None] | None = None,
-                            onednn_forward: bool | None = None):
+                            engine: EngineOptions = DEFAULT_ENGINE):
     """Calibrate `model` with quantkit's observers and save it into `out_dir`.
 
     Always in a private scope (`scope` is accepted for PaddleSlim's signature): oneDNN
@@ -248,7 +240,7 @@ def quantize_with_observers(executor, model: InferenceModel, batches, config: Ca
     with paddle.static.scope_guard(scope), quiet_core():
         ptq = prepare_program(executor, model, config, scope)
         stats = collect_activation_stats(executor, ptq, batches, config, scope, on_batch,
-                                         onednn_forward)
+                                         engine)
         warn_if_short(stats.batches_seen, config.batch_nums)
         write_quantized_program(ptq, config, stats, scope)
         save_quantized(ptq, Path(out_dir), save_model_filename, save_params_filename)
@@ -303,90 +295,3 @@ def inference_attrs(program):
     finally:
         for op in changed:
             op._set_attr("is_test", False)
-
-
-@contextlib.contextmanager
-def forward_kernels(onednn: bool):
-    """Run calibration forwards on oneDNN's FP32 kernels (thresholds agree to ~1e-7 relative).
-
-    The flag is read when the executor first prepares a (program, fetch list), so it is set
-    before the first run and restored after the last.
-    """
-    import paddle
-    from paddle.base import core
-
-    if not onednn or not core.is_compiled_with_mkldnn():
-        yield
-        return
-    before = paddle.get_flags(["FLAGS_use_mkldnn"])
-    paddle.set_flags({"FLAGS_use_mkldnn": True})
-    try:
-        yield
-    finally:
-        paddle.set_flags(before)
-
-
-@contextlib.contextmanager
-def _fast_graph_edits():
-    """Take two quadratic costs out of core's program passes, same graph edits.
-
-    Core's `AddQuantDequantForInferencePass` rescans every graph node twice per quantized
-    tensor (`all_persistable_nodes`), and every `IrGraph.link_to`/`update_*_link` call
-    asserts membership by building a Python set of all graph nodes: together ~1.5 s of a
-    2 s QDQ write on MobileNetV1. Here the persistable scan is memoised per graph (it grows
-    with `create_persistable_node`, is dropped on any node removal) and the links are made
-    without the membership asserts (they only guard core's own bugs). The written programs
-    are compared with core's in tests/test_calibration_driver.py.
-    """
-    from paddle.base.framework import IrGraph
-
-    names = ("all_persistable_nodes", "create_persistable_node", "safe_remove_nodes",
-             "link_to", "update_input_link", "update_output_link")
-    originals = {name: getattr(IrGraph, name) for name in names}
-    cache: dict = {}
-
-    def all_persistable_nodes(self):
-        if self.graph not in cache:
-            cache[self.graph] = originals["all_persistable_nodes"](self)
-        return set(cache[self.graph])
-
-    def create_persistable_node(self, *args, **kwargs):
-        node = originals["create_persistable_node"](self, *args, **kwargs)
-        if self.graph in cache:
-            cache[self.graph].add(node)
-        return node
-
-    def safe_remove_nodes(self, *args, **kwargs):
-        cache.pop(self.graph, None)
-        return originals["safe_remove_nodes"](self, *args, **kwargs)
-
-    def link_to(self, node_in, node_out):
-        node_in.append_output(node_out)
-        node_out.append_input(node_in)
-
-    def update_input_link(self, old_input_node, new_input_node, op_node):
-        old_input_node.remove_output(op_node)
-        op_node.remove_input(old_input_node)
-        new_input_node.append_output(op_node)
-        op_node.append_input(new_input_node)
-        op_node.rename_input(old_input_node.name(), new_input_node.name())
-
-    def update_output_link(self, old_output_node, new_output_node, op_node):
-        old_output_node.remove_input(op_node)
-        op_node.remove_output(old_output_node)
-        new_output_node.append_input(op_node)
-        op_node.append_output(new_output_node)
-        op_node.rename_output(old_output_node.name(), new_output_node.name())
-
-    replacements = {"all_persistable_nodes": all_persistable_nodes,
-                    "create_persistable_node": create_persistable_node,
-                    "safe_remove_nodes": safe_remove_nodes, "link_to": link_to,
-                    "update_input_link": update_input_link,
-                    "update_output_link": update_output_link}
-    for name, method in replacements.items():
-        setattr(IrGraph, name, method)
-    try:
-        yield
-    finally:
-        for name, method in originals.items():
-            setattr(IrGraph, name, method)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantkit.calibration.config import CalibrationConfig
-from quantkit.calibration.data import FeedBatches
+from quantkit.calibration.algorithms import algorithm
+from quantkit.data.readers import FeedBatches
 from quantkit.errors import QuantkitError
 from quantkit.model_files import InferenceModel
 
@@ -108,7 +109,7 @@ def _quantize(executor, model, batches, config, out_dir, save_model_filename,
         raise QuantkitError("the calibration data produced no batch (with a sample generator, "
                             f"it needs at least batch_size={config.batch_size} samples)")
     save_quantized(ptq, Path(out_dir), save_model_filename, save_params_filename)
-    passes = 2 if config.algo in ("KL", "hist") else 1
+    passes = algorithm(config.algo).passes
     return CoreRunStats(seconds=time.perf_counter() - started,
                         batches_seen=loader.seen // passes)
 

@@ -10,16 +10,13 @@ The quantized programs run as simulated quantization (QDQ ops on float kernels).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
 
-from quantkit.metrics import agreement, top1
 from quantkit.calibration.session import CalibrationSession
-
-SQNR_CAP_DB = 150.0  # identical outputs: a finite number JSON can hold
+from quantkit.metrics import argmax_agreement, cosine_mean, sqnr_db, top1
 
 
 @dataclass(frozen=True)
@@ -35,12 +32,12 @@ class OutputError:
     @classmethod
     def measure(cls, outputs: np.ndarray, reference: np.ndarray,
                 labels: np.ndarray | None = None) -> "OutputError":
-        argmax_agreement, cosine, _ = agreement(outputs, reference)
         accuracy = drop = None
         if labels is not None:
             accuracy = top1(outputs, labels)
             drop = round((top1(reference, labels) - accuracy) * 100, 4)
-        return cls(sqnr_db(outputs, reference), cosine, argmax_agreement, accuracy, drop)
+        return cls(sqnr_db(outputs, reference), cosine_mean(outputs, reference),
+                   argmax_agreement(outputs, reference), accuracy, drop)
 
     def drop_points(self) -> float:
         """The metric drop a budget checks: top-1 points with labels, else disagreement."""
@@ -74,18 +71,6 @@ class SensitivityReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def sqnr_db(outputs: np.ndarray, reference: np.ndarray) -> float:
-    """10 log10(signal power / error power) of `outputs` against `reference`, capped."""
-    reference = np.asarray(reference, np.float64)
-    noise = float(np.sum((np.asarray(outputs, np.float64) - reference) ** 2))
-    signal = float(np.sum(reference ** 2))
-    if noise == 0.0 or signal == 0.0:
-        return SQNR_CAP_DB if noise == 0.0 else -SQNR_CAP_DB
-    if not math.isfinite(noise):
-        return -SQNR_CAP_DB
-    return float(min(SQNR_CAP_DB, 10.0 * math.log10(signal / noise)))
 
 
 def analyze(session: CalibrationSession, inputs: Mapping[str, np.ndarray],

@@ -18,8 +18,11 @@ import numpy as np
 
 from quantkit.calibration import driver
 from quantkit.calibration.config import CalibrationConfig
+from quantkit.calibration.scoped_paddle import forward_kernels
 from quantkit.errors import QuantkitError
-from quantkit.model_files import InferenceModel, op_input_names
+from quantkit.evaluation import predict_rows
+from quantkit.files import PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE
+from quantkit.model_files import InferenceModel, op_input_names, refuse_quantized
 from quantkit.static_mode import static_mode
 
 EVAL_BATCH = 64
@@ -38,16 +41,18 @@ class CalibrationSession:
     """Statistics of one calibration of `model`, and variants written from them."""
 
     def __init__(self, model: InferenceModel, config: CalibrationConfig, batches: Iterable,
-                 on_batch: Callable[[], None] | None = None) -> None:
+                 on_batch: Callable[[], None] | None = None,
+                 engine: driver.EngineOptions = driver.DEFAULT_ENGINE) -> None:
         reason = driver.core_only_reason(config)
         if reason:
             raise QuantkitError(f"sensitivity analysis and accuracy budgets need quantkit's "
                                 f"driver, but {reason}")
-        self.model, self.config = model, config
+        refuse_quantized(model)
+        self.model, self.config, self.engine = model, config, engine
         self._op_inputs = op_input_names(model)  # read once: every variant's skip is checked
         with self._prepared(config.skip_tensor_list) as (executor, ptq, scope):
             self.stats = driver.collect_activation_stats(executor, ptq, batches, config,
-                                                         scope, on_batch)
+                                                         scope, on_batch, engine)
             self.layers = _layers_in_order(ptq)
         driver.warn_if_short(self.stats.batches_seen, config.batch_nums)
 
@@ -57,13 +62,13 @@ class CalibrationSession:
         with self._prepared(skip) as (executor, ptq, scope):
             if quantized:
                 driver.write_quantized_program(ptq, self.config, self.stats, scope)
-            with driver.forward_kernels(driver.ONEDNN_FORWARD), \
+            with forward_kernels(self.engine.onednn_forward), \
                     driver.inference_attrs(ptq._program):
                 return _run(executor, ptq, scope, inputs)
 
     def save(self, out_dir: Path, skip: Iterable[str] | None = None,
-             save_model_filename: str = "model.pdmodel",
-             save_params_filename: str | None = "model.pdiparams") -> None:
+             save_model_filename: str = PADDLE_MODEL_FILE,
+             save_params_filename: str | None = PADDLE_PARAMS_FILE) -> None:
         """Write the variant with `skip` in float into the existing folder `out_dir`."""
         from quantkit.calibration.paddle_core import save_quantized
 
@@ -98,11 +103,10 @@ def _layers_in_order(ptq) -> list[Layer]:
 
 
 def _run(executor, ptq, scope, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-    rows = int(next(iter(inputs.values())).shape[0])
     fetch = ptq._fetch_list[:1]
-    pieces = []
-    for start in range(0, rows, EVAL_BATCH):
-        feed = {name: array[start:start + EVAL_BATCH] for name, array in inputs.items()}
-        pieces.append(np.asarray(executor.run(ptq._program, feed=feed, fetch_list=fetch,
-                                              scope=scope, return_numpy=True)[0]))
-    return np.concatenate(pieces)
+
+    def run(feed: dict) -> list[np.ndarray]:
+        return executor.run(ptq._program, feed=feed, fetch_list=fetch, scope=scope,
+                            return_numpy=True)
+
+    return predict_rows(run, inputs, EVAL_BATCH)[0]

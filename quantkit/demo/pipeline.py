@@ -6,20 +6,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from quantkit.calibration.config import CalibrationConfig
+from quantkit.calibration.calibrate import calibrate, calibration_passes
+from quantkit.calibration.config import COMMAND_LINE, CalibrationConfig
 from quantkit.datasets import mnist
-from quantkit.quant.post_static import calibrate, calibration_passes
+from quantkit.demo.evaluate import evaluate_inference_model
 from quantkit.demo.train import TrainSettings, train_mobilenet
-from quantkit.evaluation import evaluate_inference_model
+from quantkit.errors import QuantkitError
 
 
 @dataclass(frozen=True)
 class DemoSettings:
     train: TrainSettings = field(default_factory=TrainSettings)
-    calib_batch_size: int = 32
-    calib_batch_nums: int = 10
-    algo: str = "hist"
+    calib_batch_size: int = COMMAND_LINE.batch_size
+    calib_batch_nums: int = COMMAND_LINE.batch_nums
+    algo: str = str(COMMAND_LINE.algo)
     eval_limit: int | None = None  # None: the full 10k test set
+
+    def __post_init__(self) -> None:
+        if self.eval_limit is not None and (isinstance(self.eval_limit, bool) or not
+                                            isinstance(self.eval_limit, int)
+                                            or self.eval_limit < 1):
+            raise QuantkitError(f"--eval-limit must be a whole number >= 1, got "
+                                f"{self.eval_limit!r}")
 
 
 @dataclass(frozen=True)

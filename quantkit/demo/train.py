@@ -6,6 +6,7 @@ is speed: dense convolutions run on oneDNN (see `quantkit.onednn`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -13,8 +14,10 @@ from typing import Callable
 import numpy as np
 
 from quantkit.datasets.mnist import IMAGE_SHAPE, NUM_CLASSES, MnistSplit
+from quantkit.errors import QuantkitError
 from quantkit.models import MobileNet
 from quantkit.onednn import use_onednn_convolutions
+from quantkit.static_mode import static_mode
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,15 @@ class TrainSettings:
     learning_rate: float = 0.01
     momentum: float = 0.9
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale)
+                and 0.05 <= self.scale <= 4.0):
+            raise QuantkitError(f"--scale (the MobileNetV1 width) must be from 0.05 to 4, got "
+                                f"{self.scale!r}")
+        for flag, value in (("--steps", self.steps), ("batch size", self.batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise QuantkitError(f"{flag} must be a whole number >= 1, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -41,9 +53,14 @@ def train_mobilenet(data: MnistSplit, out_dir: Path, settings: TrainSettings,
                     on_step: Callable[[int, float], None] | None = None,
                     prefix: str = "fp32") -> TrainedModel:
     """Train and save `{prefix}.pdmodel` / `{prefix}.pdiparams` into `out_dir`."""
+    with static_mode():
+        return _train(data, out_dir, settings, on_step, prefix)
+
+
+def _train(data: MnistSplit, out_dir: Path, settings: TrainSettings,
+           on_step: Callable[[int, float], None] | None, prefix: str) -> TrainedModel:
     import paddle
 
-    paddle.enable_static()
     paddle.seed(settings.seed)
     main, startup = paddle.static.Program(), paddle.static.Program()
     with paddle.static.program_guard(main, startup):

@@ -9,21 +9,12 @@ import paddle
 from paddle.nn.initializer import KaimingUniform
 
 # (name, depthwise in-channels, pointwise out-channels, stride) for scale 1.0.
-_SEPARABLE_BLOCKS = (
-    ("conv2_1", 32, 64, 1),
-    ("conv2_2", 64, 128, 2),
-    ("conv3_1", 128, 128, 1),
-    ("conv3_2", 128, 256, 2),
-    ("conv4_1", 256, 256, 1),
-    ("conv4_2", 256, 512, 2),
-    ("conv5_1", 512, 512, 1),
-    ("conv5_2", 512, 512, 1),
-    ("conv5_3", 512, 512, 1),
-    ("conv5_4", 512, 512, 1),
-    ("conv5_5", 512, 512, 1),
-    ("conv5_6", 512, 1024, 2),
-    ("conv6", 1024, 1024, 1),
-)
+_SEPARABLE_BLOCKS = tuple((f"conv{name}", depthwise, pointwise, stride)
+                          for name, depthwise, pointwise, stride in (
+    ("2_1", 32, 64, 1), ("2_2", 64, 128, 2), ("3_1", 128, 128, 1), ("3_2", 128, 256, 2),
+    ("4_1", 256, 256, 1), ("4_2", 256, 512, 2),
+    *((f"5_{index}", 512, 512, 1) for index in range(1, 6)),
+    ("5_6", 512, 1024, 2), ("6", 1024, 1024, 1)))
 
 
 class MobileNet:

@@ -8,6 +8,7 @@ absolute paths, '..', links and device files are refused before anything is writ
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import tarfile
 import tempfile
@@ -15,8 +16,9 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from quantkit.errors import QuantkitError
+from quantkit.files import BUNDLE_MANIFEST as MANIFEST_NAME
 
-ARCHIVE_SUFFIX = ".tar.gz"
+from quantkit.files import ARCHIVE_SUFFIX  # noqa: E402
 # 2000-01-01T00:00:00Z: fixed like 0, but tar tools do not warn about 1970 timestamps.
 ARCHIVE_MTIME = 946684800
 _CHUNK = 1 << 20
@@ -75,55 +77,114 @@ def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
 def extract_archive(archive: Path, into: Path) -> Path:
     """Extract a bundle archive into the empty folder `into`; return its top-level folder.
 
-    Every member is checked first: one top-level folder, relative paths without '..',
-    regular files and folders only (no links, devices or FIFOs).
+    Streamed and bounded: members are checked as they come (one top-level folder,
+    relative paths without '..', regular files and folders only), only the README and the
+    manifest may precede the manifest (each capped), and every later file must be listed in
+    the manifest with the size it declares. An archive that would expand beyond what its
+    manifest says (a decompression bomb) is refused at its first oversized member.
     """
     archive = Path(archive)
+    extracted = _Extraction(archive, Path(into))
     try:
-        with tarfile.open(archive, mode="r:gz") as tar:
-            members = tar.getmembers()
-            top = _check_members(members, archive)
-            for member in members:
-                target = Path(into, *PurePosixPath(member.name).parts)
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                with source, open(target, "wb") as out:
-                    while block := source.read(_CHUNK):
-                        out.write(block)
+        with tarfile.open(archive, mode="r|gz") as tar:
+            for member in tar:
+                extracted.add(tar, member)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:  # BadGzipFile: OSError
         raise QuantkitError(f"{archive}: not a readable .tar.gz ({exc}); download or "
                             "package it again") from None
-    return Path(into) / top
+    return extracted.finish()
 
 
-def _check_members(members: list[tarfile.TarInfo], archive: Path) -> str:
-    if not members:
-        raise QuantkitError(f"{archive}: the archive is empty")
-    tops = set()
-    for member in members:
+PRE_MANIFEST_LIMIT = 1 << 20  # the bundle README, the only file sorted before manifest.json
+MANIFEST_LIMIT = 16 << 20
+
+
+class _Extraction:
+    """State of one streamed extraction: the top folder, the manifest's declared sizes."""
+
+    def __init__(self, archive: Path, into: Path) -> None:
+        self.archive, self.into = archive, into
+        self.top: str | None = None
+        self.declared: dict[str, int] | None = None  # bundle path -> size, from the manifest
+        self.seen: set[str] = set()
+
+    def add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        parts = self._checked_parts(member)
+        if self.top is None:
+            self.top = parts[0]
+        elif parts[0] != self.top:
+            raise QuantkitError(f"{self.archive}: expected one top-level bundle folder, found "
+                                f"{self.top} and {parts[0]}")
+        target = Path(self.into, *parts)
+        if member.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+            return
+        if len(parts) == 1:
+            raise self._refuse(member, "the top-level entry is a file, not a bundle folder")
+        name = "/".join(parts[1:])
+        self._check_size(member, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = tar.extractfile(member)
+        with source, open(target, "wb") as out:
+            while block := source.read(_CHUNK):
+                out.write(block)
+        self.seen.add(name)
+        if name == MANIFEST_NAME:
+            self.declared = _declared_sizes(target, self.archive)
+            for earlier in self.seen - {MANIFEST_NAME}:
+                self._check_declared(earlier, (target.parent / earlier).stat().st_size)
+
+    def _check_size(self, member: tarfile.TarInfo, name: str) -> None:
+        if self.declared is None:
+            limit = MANIFEST_LIMIT if name == MANIFEST_NAME else PRE_MANIFEST_LIMIT
+            if name != MANIFEST_NAME and "/" in name:
+                raise self._refuse(member, f"it comes before the bundle's {MANIFEST_NAME} "
+                                           "(quantkit package writes the manifest first: "
+                                           "package the bundle again)")
+            if member.size > limit:
+                raise self._refuse(member, f"it declares {member.size} bytes before the "
+                                           f"manifest (at most {limit})")
+            return
+        self._check_declared(name, member.size)
+
+    def _check_declared(self, name: str, size: int) -> None:
+        if name not in self.declared:
+            raise QuantkitError(f"{self.archive}: refusing member {name!r}: it is not listed "
+                                f"in the bundle's {MANIFEST_NAME}")
+        if size != self.declared[name]:
+            raise QuantkitError(f"{self.archive}: refusing member {name!r}: it holds {size} "
+                                f"bytes, the manifest declares {self.declared[name]}")
+
+    def _checked_parts(self, member: tarfile.TarInfo) -> tuple[str, ...]:
         name = member.name
         parts = PurePosixPath(name).parts
         if name.startswith("/") or (parts and parts[0].endswith(":")) or "\\" in name:
-            raise QuantkitError(f"{archive}: refusing member {name!r}: absolute path")
+            raise self._refuse(member, "absolute path")
         if ".." in parts or not parts:
-            raise QuantkitError(f"{archive}: refusing member {name!r}: it leaves the "
-                                "bundle folder ('..')")
+            raise self._refuse(member, "it leaves the bundle folder ('..')")
         if member.issym() or member.islnk():
-            raise QuantkitError(f"{archive}: refusing member {name!r}: a link (bundles hold "
-                                "regular files only)")
+            raise self._refuse(member, "a link (bundles hold regular files only)")
         if not (member.isfile() or member.isdir()):
-            raise QuantkitError(f"{archive}: refusing member {name!r}: not a regular file "
-                                "or folder")
-        tops.add(parts[0])
-    if len(tops) != 1:
-        raise QuantkitError(f"{archive}: expected one top-level bundle folder, found "
-                            f"{', '.join(sorted(tops))}")
-    top = tops.pop()
-    if any(member.isfile() and member.name == top for member in members):
-        raise QuantkitError(f"{archive}: top-level entry {top!r} is a file, not a bundle "
-                            "folder")
-    return top
+            raise self._refuse(member, "not a regular file or folder")
+        return parts
 
+    def _refuse(self, member: tarfile.TarInfo, why: str) -> QuantkitError:
+        return QuantkitError(f"{self.archive}: refusing member {member.name!r}: {why}")
+
+    def finish(self) -> Path:
+        if self.top is None:
+            raise QuantkitError(f"{self.archive}: the archive is empty")
+        if self.declared is None:
+            raise QuantkitError(f"{self.archive}: no {MANIFEST_NAME} in the archive: not a "
+                                "quantkit bundle")
+        return self.into / self.top
+
+
+def _declared_sizes(manifest: Path, archive: Path) -> dict[str, int]:
+    """{bundle path: size} from a manifest, or a refusal (the full check comes later)."""
+    try:
+        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        return {str(name): int(entry["size"]) for name, entry in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise QuantkitError(f"{archive}: its {MANIFEST_NAME} does not list the files and "
+                            "their sizes: the bundle is damaged, package it again") from None

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import importlib.metadata
 import json
-import math
 import os
 import platform
 import shutil
@@ -20,22 +18,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from quantkit.atomic import staged_folder
+from quantkit.atomic import confined, replaceable_output, staged_folder
 from quantkit.errors import QuantkitError
+from quantkit.files import (ARCHIVE_SUFFIX, ARTIFACT_RECORD, ARTIFACTS_DIR, PROFILE_RECORD,
+                            RESULTS_FILE, RUN_RECORD, RUN_SCHEMA)
 from quantkit.hashing import file_sha256
+from quantkit.machine import library_versions, machine_facts
+from quantkit.names import check_name
 from quantkit.packaging import smoke
-from quantkit.packaging.archive import ARCHIVE_SUFFIX, write_archive
+from quantkit.packaging.archive import write_archive
 from quantkit.packaging.manifest import (BETWEEN_MACHINES, EVERY_PACKAGING, MODEL_DIR,
                                          README_FILE, SCHEMA, SMOKE_DIR, FileEntry, Manifest,
                                          SmokeRecord, Variation, pointer)
-
-ARTIFACT_RECORD = "artifact.json"
-PROFILE_RECORD = "profile.json"
-RUN_RECORD = "run.json"
-RUN_SCHEMA = "quantkit.run/1"
-RESULTS_FILE = "results.json"
-VERSION_PACKAGES = ("quantkit", "paddlepaddle", "paddlelite", "paddle2onnx", "onnxruntime",
-                    "onnx", "numpy")
+from quantkit.records import finite_json, read_json
+from quantkit.targets.profile import Backend, Precision
 
 # Paddle Lite opt writes its version as char[16] from a shorter std::string
 # (model_parser.cc SaveModelNaive: writer.Write(version().c_str(), 16)): after the
@@ -78,15 +74,17 @@ def package(source: Path, out_dir: Path, target: str | None = None,
                             f"'{artifact.target}', not '{target}': drop --target or give the "
                             f"artifact folder of '{target}'")
     profile_path = found.artifact_dir / PROFILE_RECORD
-    profile_record = _read_json(profile_path, "the target profile record")
+    profile_record = read_json(profile_path, "the target profile record")
     profile = profile_from_dict(profile_record, source=str(profile_path))
     out_dir = Path(out_dir)
-    bundle_dir = out_dir / artifact.target
-    archive = out_dir / f"{artifact.target}{ARCHIVE_SUFFIX}"
-    for existing in (bundle_dir, archive):
-        if existing.exists() and not force:
-            raise QuantkitError(f"bundle output exists: {existing} (pass --force / "
-                                "force=True to replace it)")
+    bundle_dir = replaceable_output(confined(out_dir, check_name(artifact.target, "target")),
+                                    force, inputs=[found.artifact_dir])
+    archive = confined(out_dir, f"{artifact.target}{ARCHIVE_SUFFIX}")
+    if archive.exists() and not force:
+        raise QuantkitError(f"bundle output exists: {archive} (pass --force / force=True to "
+                            "replace it)")
+    if archive.exists() and not archive.is_file():
+        raise QuantkitError(f"--force replaces a bundle archive only: {archive} is not a file")
     provenance = _provenance(found, artifact.target, artifact.precision)
 
     partial_archive = archive.with_name(f".{archive.name}.partial-{os.getpid()}")
@@ -106,7 +104,7 @@ def _fill_bundle(staging: Path, artifact, profile, profile_record: dict,
     """Copy the model, record the smoke check, write the README; the manifest to save."""
     from quantkit.packaging.readme import render_readme
     from quantkit.targets import adapter_for
-    from quantkit.targets.base import Artifact
+    from quantkit.targets.artifact import Artifact
 
     model_dir = staging / MODEL_DIR
     model_dir.mkdir()
@@ -121,8 +119,8 @@ def _fill_bundle(staging: Path, artifact, profile, profile_record: dict,
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         target=artifact.target, backend=artifact.backend, precision=artifact.precision,
         device=profile.device, files={}, profile=profile_record,
-        artifact_settings=_finite(artifact.settings), versions=_versions(),
-        packaged_on=_finite(_machine()), smoke=smoke_record,
+        artifact_settings=finite_json(artifact.settings), versions=_versions(),
+        packaged_on=finite_json(machine_facts()), smoke=smoke_record,
         non_deterministic=_variations(artifact), **provenance)
     # The README is rendered before the checksums exist, from fields equal for equal inputs.
     (staging / README_FILE).write_text(render_readme(manifest, artifact.files, feeds,
@@ -144,10 +142,10 @@ def _resolve_source(source: Path, target: str | None) -> _Source:
                             f"artifact folder (no {ARTIFACT_RECORD}): give what 'quantkit "
                             "run' or 'quantkit convert' wrote")
     available = sorted(path.parent.name for path in
-                       (source / "artifacts").glob(f"*/{ARTIFACT_RECORD}"))
+                       (source / ARTIFACTS_DIR).glob(f"*/{ARTIFACT_RECORD}"))
     if not available:
         raise QuantkitError(f"run folder {source} has no converted artifacts in "
-                            f"{source / 'artifacts'} (did every conversion fail? see its "
+                            f"{source / ARTIFACTS_DIR} (did every conversion fail? see its "
                             f"{RESULTS_FILE})")
     if target is None:
         if len(available) > 1:
@@ -157,27 +155,17 @@ def _resolve_source(source: Path, target: str | None) -> _Source:
     if target not in available:
         raise QuantkitError(f"run folder {source} has no artifact for target '{target}' "
                             f"(it has: {', '.join(available)})")
-    return _Source((source / "artifacts" / target).absolute(), source.absolute())
+    return _Source(confined(source / ARTIFACTS_DIR, check_name(target, "target")).absolute(),
+                   source.absolute())
 
 
 def _checked_artifact(folder: Path):
-    from quantkit.targets.base import Artifact
+    from quantkit.targets.artifact import load_artifact
 
-    _read_json(folder / ARTIFACT_RECORD, "the artifact record")  # names a broken file
-    try:
-        artifact = Artifact.load(folder)
-    except (TypeError, KeyError) as exc:
-        raise QuantkitError(f"{folder / ARTIFACT_RECORD}: not a quantkit artifact record "
-                            f"({exc}); convert the model again") from None
     if not (folder / PROFILE_RECORD).is_file():
         raise QuantkitError(f"{folder / PROFILE_RECORD} missing: the artifact was not made "
                             "by 'quantkit convert'; convert the model again")
-    for name in artifact.files:
-        path = folder / name
-        if not path.is_file():
-            raise QuantkitError(f"artifact file missing: {path} (listed in {ARTIFACT_RECORD});"
-                                " convert the model again")
-    return artifact
+    return load_artifact(folder)
 
 
 def _provenance(found: _Source, target: str, precision: str) -> dict[str, Any]:
@@ -188,7 +176,7 @@ def _provenance(found: _Source, target: str, precision: str) -> dict[str, Any]:
                                    "source_model, calibration and benchmark are null"},
                 "source_model": None, "calibration": None, "benchmark": None}
     run_path = found.run_dir / RUN_RECORD
-    run = _read_json(run_path, "the run record")
+    run = read_json(run_path, "the run record")
     if not isinstance(run, dict) or run.get("schema") != RUN_SCHEMA:
         found_schema = run.get("schema") if isinstance(run, dict) else type(run).__name__
         raise QuantkitError(f"{run_path}: schema {found_schema!r} is not {RUN_SCHEMA!r} "
@@ -199,7 +187,7 @@ def _provenance(found: _Source, target: str, precision: str) -> dict[str, Any]:
                                 "re-run 'quantkit run'")
     notes = [f"packaged from run folder {found.run_dir.name} (run created "
              f"{run.get('created_utc', 'unknown')})"]
-    calibration = run["calibration"] if precision == "int8" else None
+    calibration = run["calibration"] if precision == Precision.INT8 else None
     if calibration is None:
         notes.append("calibration is null: an fp32 target is converted from the FP32 model, "
                      "not the calibrated one")
@@ -207,8 +195,8 @@ def _provenance(found: _Source, target: str, precision: str) -> dict[str, Any]:
     if benchmark is None:
         notes.append(f"benchmark is null: the run has no {RESULTS_FILE}")
     return {"source": {"kind": "run", "note": "; ".join(notes)},
-            "source_model": _finite(run["source_model"]),
-            "calibration": _finite(calibration), "benchmark": benchmark}
+            "source_model": finite_json(run["source_model"]),
+            "calibration": finite_json(calibration), "benchmark": benchmark}
 
 
 def _benchmark(path: Path, target: str) -> dict[str, Any] | None:
@@ -217,7 +205,7 @@ def _benchmark(path: Path, target: str) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     results = BenchResults.load(path)
-    return _finite({"results_created_utc": results.created_utc,
+    return finite_json({"results_created_utc": results.created_utc,
                     "eval_set": results.eval_set, "reference": results.reference,
                     "records": [record.to_dict() for record in results.records
                                 if record.target == target]})
@@ -227,7 +215,7 @@ def _benchmark(path: Path, target: str) -> dict[str, Any] | None:
 
 def _record_smoke(artifact, profile, folder: Path, adapter):
     """Write smoke/input.npz and, where this machine runs the target, smoke/output.npz."""
-    from quantkit.benchmark.feeds import artifact_feeds
+    from quantkit.targets.artifact import artifact_feeds
     from quantkit.targets.convert import open_artifact
 
     feeds = artifact_feeds(artifact)
@@ -266,7 +254,7 @@ def _hash_files(folder: Path, backend: str) -> dict[str, FileEntry]:
             stable, start, end = nb_stable_sha256(path)
             entry = replace(entry, sha256_stable=stable,
                             stable_rule=NB_RULE.format(start=start, end=end))
-        elif name == f"{MODEL_DIR}/{ARTIFACT_RECORD}" and backend == "paddle-lite":
+        elif name == f"{MODEL_DIR}/{ARTIFACT_RECORD}" and backend == Backend.PADDLE_LITE:
             entry = replace(entry, sha256_stable=lite_record_stable_sha256(path),
                             stable_rule=ARTIFACT_RULE)
         entries[name] = entry
@@ -321,7 +309,7 @@ def _variations(artifact) -> tuple[Variation, ...]:
             items.append(Variation(
                 pointer("files", f"{MODEL_DIR}/{name}", "sha256"), EVERY_PACKAGING,
                 NB_REASON.format(start=start, end=end - 1)))
-    if artifact.backend == "paddle-lite":
+    if artifact.backend == Backend.PADDLE_LITE:
         record = f"{MODEL_DIR}/{ARTIFACT_RECORD}"
         items += [
             Variation("/artifact_settings/opt_path", BETWEEN_MACHINES,
@@ -338,36 +326,4 @@ def _variations(artifact) -> tuple[Variation, ...]:
 # --- small helpers ---------------------------------------------------------------------
 
 def _versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in VERSION_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def _machine() -> dict[str, Any]:
-    from quantkit.benchmark.measure import machine_facts
-
-    return machine_facts()
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise QuantkitError(f"{what} is missing: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise QuantkitError(f"{path}: {what} is not valid JSON ({exc})") from None
-
-
-def _finite(value: Any) -> Any:
-    """NaN/Infinity are not JSON: store null (as results.json does)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
+    return {"python": platform.python_version(), **library_versions(include_missing=True)}

@@ -11,16 +11,15 @@ from pathlib import Path
 
 import click
 
+from quantkit.cli_types import output_options
 from quantkit.errors import user_errors
 
 
 @click.command("package")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--target", "-t", default=None,
-              help="Target to package from a run folder (needed when it holds several).")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Folder for the bundle folder <target>/ and <target>.tar.gz.")
-@click.option("--force", is_flag=True, help="Replace an existing bundle of that target.")
+@output_options("Target to package from a run folder (needed when it holds several).",
+                "Folder for the bundle folder <target>/ and <target>.tar.gz.",
+                "Replace an existing bundle of that target.")
 def package_command(source: Path, target: str | None, out_dir: Path, force: bool) -> None:
     """Package SOURCE (a 'quantkit run' folder or an artifact folder) as a release bundle."""
     from quantkit.packaging import package

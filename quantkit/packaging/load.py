@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantkit.errors import QuantkitError
-from quantkit.model_files import FeedSpec
+from quantkit.data.feeds import FeedSpec
 from quantkit.packaging.archive import ARCHIVE_SUFFIX, extract_archive
 from quantkit.packaging.manifest import MODEL_DIR, Manifest
 from quantkit.packaging.verify import check_files
@@ -34,10 +34,11 @@ def load_bundle(bundle: str | Path, extract_to: str | Path | None = None) -> Loa
     folder that the caller owns (a server keeps it for its lifetime). The smoke run is
     not repeated here: `quantkit verify` does that.
     """
-    from quantkit.benchmark.feeds import artifact_feeds
-    from quantkit.targets.base import Artifact
+    from quantkit.targets.artifact import artifact_feeds
+    from quantkit.targets.artifact import Artifact
 
     bundle = Path(bundle)
+    shown = bundle
     if not bundle.exists():
         raise QuantkitError(f"bundle not found: {bundle} (give a bundle folder or its "
                             f"{ARCHIVE_SUFFIX}, as 'quantkit package' writes them)")
@@ -53,7 +54,7 @@ def load_bundle(bundle: str | Path, extract_to: str | Path | None = None) -> Loa
                                 "new folder)")
         bundle = extract_archive(bundle, into)
     root = bundle.absolute()
-    manifest, _ = check_files(root)
+    manifest, _ = check_files(root, shown=shown)
     model_dir = root / MODEL_DIR
     feeds = tuple(artifact_feeds(Artifact.load(model_dir)))
     return LoadedBundle(root=root, manifest=manifest, model_dir=model_dir, feeds=feeds)

@@ -14,13 +14,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
+from quantkit.atomic import write_text_atomic
 from quantkit.errors import QuantkitError
+from quantkit.files import BUNDLE_MANIFEST, BUNDLE_MODEL_DIR, BUNDLE_README, BUNDLE_SMOKE_DIR
+from quantkit.names import check_name
 
 SCHEMA = "quantkit.bundle/1"
-MANIFEST_FILE = "manifest.json"
-MODEL_DIR = "model"
-SMOKE_DIR = "smoke"
-README_FILE = "README.md"
+MANIFEST_FILE = BUNDLE_MANIFEST
+MODEL_DIR = BUNDLE_MODEL_DIR
+SMOKE_DIR = BUNDLE_SMOKE_DIR
+README_FILE = BUNDLE_README
 # Scopes of a non-deterministic field: it differs between any two packagings, or only
 # between packagings on different machines (equal when repeated on one machine).
 EVERY_PACKAGING = "every-packaging"
@@ -113,9 +116,7 @@ class Manifest:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
 
     def save(self, folder: Path) -> Path:
-        path = Path(folder) / MANIFEST_FILE
-        path.write_text(self.to_json())
-        return path
+        return write_text_atomic(Path(folder) / MANIFEST_FILE, self.to_json())
 
     def comparable(self, between_machines: bool = True) -> dict[str, Any]:
         """The manifest with its documented non-deterministic fields masked.
@@ -158,6 +159,7 @@ class Manifest:
             raise QuantkitError(f"{where}: field 'schema' is {schema!r}, expected {SCHEMA!r} "
                                 "(not a quantkit bundle manifest, or made by another version)")
         values = _check_fields(data, _MANIFEST_FIELDS, where, "")
+        check_name(values["target"], "field 'target'", where)
         files = values["files"]
         values["files"] = {name: FileEntry(**_check_fields(entry, _FILE_FIELDS, where,
                                                             f"files.{name}."))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import textwrap
 from typing import Any, Sequence
 
-from quantkit.model_files import FeedSpec
+from quantkit.data.feeds import FeedSpec
+from quantkit.targets.profile import Backend, Precision
 from quantkit.packaging.manifest import MODEL_DIR, SMOKE_DIR, Manifest
 
 _BACKEND_NAMES = {"paddle-inference": "Paddle Inference", "onnxruntime": "ONNX Runtime",
@@ -103,7 +104,7 @@ def _provenance(manifest: Manifest) -> str:
     for name, entry in sorted((manifest.source_model.get("files") or {}).items()):
         lines.append(f"- `{name}`: sha256 `{entry.get('sha256')}`, {entry.get('size')} bytes")
     calibration = manifest.calibration
-    if calibration and manifest.precision == "int8":
+    if calibration and manifest.precision == Precision.INT8:
         data = calibration.get("data") or {}
         lines.append(f"- calibration: algo `{calibration.get('algo')}`, "
                      f"{calibration.get('batch_nums')} batches of "
@@ -115,13 +116,13 @@ def _provenance(manifest: Manifest) -> str:
 
 def _loading(manifest: Manifest, model_files: Sequence[str], feeds: Sequence[FeedSpec]) -> str:
     settings, profile = manifest.artifact_settings, manifest.profile
-    if manifest.backend == "paddle-inference":
+    if manifest.backend == Backend.PADDLE_INFERENCE:
         return _paddle_inference(settings["recipe"], feeds)
-    if manifest.backend == "onnxruntime":
+    if manifest.backend == Backend.ONNXRUNTIME:
         return _onnxruntime(settings, profile, model_files, feeds)
-    if manifest.backend == "paddle-lite":
+    if manifest.backend == Backend.PADDLE_LITE:
         return _paddle_lite(settings, profile, model_files, feeds)
-    if manifest.backend == "tensorrt":
+    if manifest.backend == Backend.TENSORRT:
         return _tensorrt(settings["recipe"], feeds)
     return f"Backend {manifest.backend}: load `{MODEL_DIR}/` with quantkit (below).\n"
 

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from quantkit.errors import QuantkitError
-from quantkit.model_files import FeedSpec
+from quantkit.data.feeds import FeedSpec
 from quantkit.packaging.manifest import Tolerance
 
 INPUT_FILE = "input.npz"
@@ -49,17 +49,9 @@ def tolerance_for(precision: str) -> Tolerance:
 def smoke_inputs(feeds: Sequence[FeedSpec], input_shapes: Mapping[str, Sequence[int]],
                  seed: int = SEED, rows: int = ROWS) -> dict[str, np.ndarray]:
     """Seeded inputs of `rows` rows per feed; a profile's `input_shapes` fill dynamic dims."""
-    from quantkit.benchmark.feeds import synthetic_inputs
+    from quantkit.data.synthetic import synthetic_inputs
 
-    fixed = []
-    for feed in feeds:
-        shape = tuple(input_shapes.get(feed.name, feed.shape))
-        if any(dim < 0 for dim in shape[1:]):
-            raise QuantkitError(f"input '{feed.name}' has dynamic dims {list(shape)}: set "
-                                f"input_shapes.{feed.name} in the target profile so the "
-                                "bundle's smoke input has a shape")
-        fixed.append(FeedSpec(feed.name, (-1, *shape[1:]), feed.dtype))
-    return synthetic_inputs(tuple(fixed), rows, seed)
+    return synthetic_inputs(tuple(feeds), rows, seed, shapes=input_shapes)
 
 
 def output_arrays(outputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:

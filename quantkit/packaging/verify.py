@@ -9,7 +9,6 @@ bundle checked on x86).
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from quantkit.errors import QuantkitError
+from quantkit.files import ARTIFACT_RECORD, PROFILE_RECORD
+from quantkit.records import read_json
 from quantkit.hashing import file_sha256
 from quantkit.packaging import smoke as smoke_check
 from quantkit.packaging.archive import ARCHIVE_SUFFIX, extract_archive
@@ -64,13 +65,18 @@ def verify(bundle: Path, smoke: bool = True) -> VerifyReport:
         return _verify_folder(root, smoke, shown=bundle)
 
 
-def check_files(root: Path) -> tuple[Manifest, int]:
+def check_files(root: Path, shown: Path | None = None) -> tuple[Manifest, int]:
     """Load the manifest and check every file against it; the manifest and files checked.
 
-    Raises QuantkitError naming every changed, truncated, missing or extra file.
+    Raises QuantkitError naming every changed, truncated, missing or extra file, and the
+    bundle as the user named it (`shown`: the archive an extracted folder came from).
     """
     root = Path(root)
-    manifest = Manifest.load(root / MANIFEST_FILE)
+    shown = shown or root
+    try:
+        manifest = Manifest.load(root / MANIFEST_FILE)
+    except QuantkitError as exc:
+        raise QuantkitError(str(exc).replace(str(root), str(shown))) from None
     problems = []
     present = {}
     for path in sorted(root.rglob("*")):
@@ -94,7 +100,7 @@ def check_files(root: Path) -> tuple[Manifest, int]:
             problems.append(f"{name}: sha256 {digest}, expected {entry.sha256} (changed)")
     problems += [f"{name}: extra file, not in {MANIFEST_FILE}" for name in sorted(present)]
     if problems:
-        raise QuantkitError(f"bundle {root} failed verification: " + "; ".join(problems)
+        raise QuantkitError(f"bundle {shown} failed verification: " + "; ".join(problems)
                             + " (do not deploy it: package it again or fetch a good copy)")
     _check_records(root, manifest)
     return manifest, len(manifest.files)
@@ -103,12 +109,14 @@ def check_files(root: Path) -> tuple[Manifest, int]:
 def _check_records(root: Path, manifest: Manifest) -> None:
     """The manifest's target must be the one the (checksummed) model records name."""
     model = root / MODEL_DIR
-    for name in ("artifact.json", "profile.json"):
+    for name in (ARTIFACT_RECORD, PROFILE_RECORD):
         if f"{MODEL_DIR}/{name}" not in manifest.files:
             raise QuantkitError(f"{root / MANIFEST_FILE}: field 'files' lacks "
                                 f"{MODEL_DIR}/{name}: not a quantkit bundle")
-    artifact = json.loads((model / "artifact.json").read_text())
-    profile = json.loads((model / "profile.json").read_text())
+    artifact = read_json(model / ARTIFACT_RECORD, "artifact record")
+    profile = read_json(model / PROFILE_RECORD, "target profile record")
+    if not isinstance(artifact, dict) or not isinstance(profile, dict):
+        raise QuantkitError(f"{root / MODEL_DIR}: artifact.json/profile.json are not records")
     checks = (("target", artifact.get("target")), ("backend", artifact.get("backend")),
               ("precision", artifact.get("precision")), ("target", profile.get("name")))
     for field_name, recorded in checks:
@@ -119,7 +127,7 @@ def _check_records(root: Path, manifest: Manifest) -> None:
 
 
 def _verify_folder(root: Path, run_smoke: bool, shown: Path) -> VerifyReport:
-    manifest, checked = check_files(root)
+    manifest, checked = check_files(root, shown)
     messages = (f"target {manifest.target}: {manifest.backend}, {manifest.precision}, "
                 f"device {manifest.device}",
                 f"{checked} files match {MANIFEST_FILE} (sha256 and size)")
@@ -137,9 +145,9 @@ def _smoke(root: Path, manifest: Manifest) -> tuple[str, str, float | None]:
     from quantkit.targets.convert import open_artifact
     from quantkit.targets.profile import profile_from_dict
 
-    profile_path = root / MODEL_DIR / "profile.json"
+    profile_path = root / MODEL_DIR / PROFILE_RECORD
     try:
-        profile = profile_from_dict(json.loads(profile_path.read_text()),
+        profile = profile_from_dict(read_json(profile_path, "target profile record"),
                                     source=str(profile_path))
         available = adapter_for(profile.backend).availability(profile)
     except (QuantkitError, ImportError) as exc:

@@ -177,12 +177,15 @@ def _encode(outputs: list[np.ndarray], media: str, rows: int, model: str) -> Res
         np.save(buffer, np.ascontiguousarray(outputs[0]), allow_pickle=False)
         return Response(buffer.getvalue(), media_type=NPY_TYPE,
                         headers={"X-Quantkit-Model": model, "X-Quantkit-Batch": str(rows)})
-    try:
-        return _json({"outputs": [output.tolist() for output in outputs], "batch": rows,
-                      "model": model})
-    except ValueError:
-        raise ValueError("the model produced NaN or infinite outputs, which JSON cannot "
-                         f"carry: ask for {NPY_TYPE} to get them as they are") from None
+    if not all(np.isfinite(output).all() for output in outputs):
+        # The inputs were valid numbers but so large that the model's arithmetic overflowed:
+        # a request the model cannot answer in JSON, not a failure of the server.
+        raise RequestError(422, "the model's outputs overflowed to NaN or Inf on these inputs "
+                                "(inputs far outside what the model was trained on?): send "
+                                f"inputs in the model's range, or ask for {NPY_TYPE} to get "
+                                "the outputs as they are")
+    return _json({"outputs": [output.tolist() for output in outputs], "batch": rows,
+                  "model": model})
 
 
 def _metadata(source: ModelSource, settings: ServeSettings, output_count: int | None,
@@ -202,7 +205,7 @@ def _metadata(source: ModelSource, settings: ServeSettings, output_count: int | 
 def _warmup(source: ModelSource) -> dict[str, np.ndarray] | None:
     """One synthetic row per input, when every non-batch dim is known: opens lazily
     initialised kernels before the first client pays for them, and counts the outputs."""
-    from quantkit.benchmark.feeds import synthetic_inputs
+    from quantkit.data.synthetic import synthetic_inputs
 
     if any(not feed.shape for feed in source.feeds):
         return None

@@ -14,7 +14,7 @@ from typing import Awaitable, Callable, Sequence
 import numpy as np
 
 from quantkit.errors import QuantkitError
-from quantkit.model_files import FeedSpec
+from quantkit.data.feeds import FeedSpec
 
 Feeds = dict[str, np.ndarray]
 RunFn = Callable[[Feeds], Awaitable[list[np.ndarray]]]

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from quantkit.errors import QuantkitError
-from quantkit.model_files import FeedSpec
+from quantkit.records import read_json
+from quantkit.files import (ARCHIVE_SUFFIX as BUNDLE_ARCHIVE_SUFFIX,
+                            ARTIFACT_RECORD as ARTIFACT_MANIFEST, BUNDLE_MANIFEST, PROFILE_RECORD)
+from quantkit.data.feeds import FeedSpec
 from quantkit.targets.base import Predictor
 
-BUNDLE_MANIFEST = "manifest.json"
-BUNDLE_ARCHIVE_SUFFIX = ".tar.gz"
-ARTIFACT_MANIFEST = "artifact.json"
-PROFILE_RECORD = "profile.json"
 # What /v1/metadata shows of a bundle manifest: provenance, not every checksum.
 MANIFEST_SUMMARY_KEYS = ("schema", "created_utc", "target", "backend", "precision", "device",
                          "source", "source_model", "versions")
@@ -64,12 +63,11 @@ def source_from_path(path: str | Path, threads: int | None = None,
 
 
 def _artifact_source(folder: Path, threads: int | None) -> ModelSource:
-    from quantkit.benchmark.feeds import artifact_feeds
-    from quantkit.targets.base import Artifact
+    from quantkit.targets.artifact import artifact_feeds, load_artifact
     from quantkit.targets.convert import open_artifact
 
     profile = _runnable_profile(folder, what=str(folder))
-    artifact = Artifact.load(folder)
+    artifact = load_artifact(folder)
     metadata = {
         "source": "artifact", "path": str(folder.absolute()), "target": artifact.target,
         "backend": artifact.backend, "precision": artifact.precision,
@@ -107,7 +105,7 @@ def _runnable_profile(folder: Path, what: str):
     if not record.is_file():
         raise QuantkitError(f"cannot serve {what}: {record} is missing (re-make the artifact "
                             "with 'quantkit convert')")
-    profile = profile_from_dict(json.loads(record.read_text()), source=str(record))
+    profile = profile_from_dict(read_json(record, "target profile record"), source=str(record))
     try:
         availability = adapter_for(profile.backend).availability(profile)
     except QuantkitError:

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from quantkit.model_files import FeedSpec
+from quantkit.data.feeds import FeedError, FeedSpec, check_feeds, check_names
 
 JSON_TYPE = "application/json"
 NPY_TYPE = "application/x-npy"
@@ -73,100 +73,22 @@ def response_type(accept: str | None) -> str:
 
 def check_inputs(raw: Mapping[str, np.ndarray], feeds: Sequence[FeedSpec],
                  max_rows: int) -> ParsedRequest:
-    """Names, emptiness, shape, dtype, finiteness and batch size of every input."""
-    _check_names(raw, feeds)
-    inputs: dict[str, np.ndarray] = {}
-    for feed in feeds:
-        array = raw[feed.name]
-        if array.ndim >= 1 and array.shape[0] == 0:
-            raise RequestError(422, f"empty batch: input '{feed.name}' has 0 rows; send at "
-                                    "least one")
-        array = _cast(feed, array)
-        _check_shape(feed, array)
-        inputs[feed.name] = array
-    rows = _batch_rows(inputs, feeds)
+    """Names, emptiness, then the data layer's one set of input rules, then the row limit."""
+    try:
+        check_names(list(raw), feeds, "")
+        for feed in feeds:
+            array = np.asarray(raw[feed.name])
+            if array.ndim >= 1 and array.shape[0] == 0:
+                raise RequestError(422, f"empty batch: input '{feed.name}' has 0 rows; send at "
+                                        "least one")
+        inputs = check_feeds(raw, feeds, "", fixed_batch=True)
+    except FeedError as exc:
+        raise RequestError(422, str(exc)) from None
+    rows = next(iter(inputs.values())).shape[0] if inputs else 1
     if rows > max_rows:
         raise RequestError(413, f"batch of {rows} rows is above this server's limit of "
                                 f"{max_rows} (--max-batch): split the request")
-    return ParsedRequest(inputs, rows)
-
-
-def _check_names(raw: Mapping[str, Any], feeds: Sequence[FeedSpec]) -> None:
-    expected = [feed.name for feed in feeds]
-    missing = [name for name in expected if name not in raw]
-    extra = [name for name in raw if name not in expected]
-    problems = []
-    if missing:
-        problems.append("missing input " + ", ".join(f"'{name}'" for name in missing))
-    if extra:
-        problems.append("unknown input " + ", ".join(f"'{name}'" for name in extra))
-    if problems:
-        raise RequestError(422, f"{'; '.join(problems)} (the model takes: "
-                                f"{', '.join(expected)})")
-
-
-def _check_shape(feed: FeedSpec, array: np.ndarray) -> None:
-    expected = tuple(feed.shape)
-    got = tuple(array.shape)
-    fits = len(got) == len(expected) and all(
-        want < 0 or want == have for want, have in zip(expected, got))
-    if not fits:
-        raise RequestError(422, f"input '{feed.name}' has shape {list(got)}, expected "
-                                f"{list(expected)} (-1: any size)")
-
-
-def _cast(feed: FeedSpec, array: np.ndarray) -> np.ndarray:
-    """The array in the feed's dtype: numbers are cast, anything else is refused."""
-    want = np.dtype(feed.dtype)
-    kind = array.dtype.kind
-    if want.kind == "b":
-        if kind != "b":
-            raise RequestError(422, f"input '{feed.name}' is bool: send true/false values")
-        return np.ascontiguousarray(array)
-    if kind == "b":
-        raise RequestError(422, f"input '{feed.name}' holds true/false values; it takes "
-                                f"{want.name} numbers")
-    if kind not in _NUMERIC_KINDS:
-        raise RequestError(422, f"input '{feed.name}' holds {_kind_name(array.dtype)}; it "
-                                f"takes {want.name} numbers")
-    if want.kind == "f":
-        with np.errstate(over="ignore", invalid="ignore"):
-            cast = array.astype(want, copy=False)
-        if not np.isfinite(cast).all():
-            raise RequestError(422, f"input '{feed.name}' holds NaN or infinite values (or "
-                                    f"numbers too large for {want.name}): send finite numbers")
-        return np.ascontiguousarray(cast)
-    # Integer feeds (token ids, indices): whole numbers in range only, never truncated.
-    if kind == "f":
-        if not np.isfinite(array).all() or not (array == np.round(array)).all():
-            raise RequestError(422, f"input '{feed.name}' is {want.name}: send whole numbers")
-    info = np.iinfo(want)
-    # Python ints: numpy compares uint64 with int64 limits in float64, where 2**63 - 1
-    # and 2**63 are equal.
-    if array.size and (int(array.min()) < info.min or int(array.max()) > info.max):
-        raise RequestError(422, f"input '{feed.name}' holds values outside the {want.name} "
-                                f"range [{info.min}, {info.max}]")
-    return np.ascontiguousarray(array.astype(want))
-
-
-def _batch_rows(inputs: Mapping[str, np.ndarray], feeds: Sequence[FeedSpec]) -> int:
-    sizes = {feed.name: inputs[feed.name].shape[0] for feed in feeds if inputs[feed.name].ndim}
-    if not sizes:
-        return 1
-    if len(set(sizes.values())) > 1:
-        listed = ", ".join(f"'{name}' has {rows}" for name, rows in sizes.items())
-        raise RequestError(422, f"inputs disagree on the batch size: {listed} rows")
-    return int(next(iter(sizes.values())))
-
-
-def _kind_name(dtype: np.dtype) -> str:
-    if dtype.kind in "US":
-        return "strings"
-    if dtype.kind == "O":
-        return "values that are not numbers (null, objects, or integers too large)"
-    if dtype.kind == "c":
-        return "complex numbers"
-    return f"{dtype.name} values"
+    return ParsedRequest(inputs, int(rows))
 
 
 # --- JSON bodies ------------------------------------------------------------------------

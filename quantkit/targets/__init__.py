@@ -1,21 +1,26 @@
-"""Target adapters: from a (calibrated) Paddle model to what each hardware target runs."""
+"""Target adapters: from a (calibrated) Paddle model to what each hardware target runs.
+
+One adapter per backend (`base.Adapter`), each in its own module and imported on demand:
+each pulls its runtime (Paddle, ONNX Runtime, Paddle Lite), which a board may not have.
+"""
 from __future__ import annotations
+
+import importlib
 
 from quantkit.errors import QuantkitError
 
+ADAPTERS = {  # backend name -> (module, class)
+    "paddle-inference": ("quantkit.targets.paddle_inference", "PaddleInferenceAdapter"),
+    "tensorrt": ("quantkit.targets.tensorrt", "TensorRtAdapter"),
+    "paddle-lite": ("quantkit.targets.paddle_lite", "PaddleLiteAdapter"),
+    "onnxruntime": ("quantkit.targets.onnx_runtime", "OnnxRuntimeAdapter"),
+}
+
 
 def adapter_for(backend: str):
-    """The adapter of a profile's backend (imported on demand: each pulls its runtime)."""
-    if backend == "paddle-inference":
-        from quantkit.targets.paddle_inference import PaddleInferenceAdapter
-        return PaddleInferenceAdapter()
-    if backend == "tensorrt":
-        from quantkit.targets.tensorrt import TensorRtAdapter
-        return TensorRtAdapter()
-    if backend == "paddle-lite":
-        from quantkit.targets.paddle_lite import PaddleLiteAdapter
-        return PaddleLiteAdapter()
-    if backend == "onnxruntime":
-        from quantkit.targets.onnx_runtime import OnnxRuntimeAdapter
-        return OnnxRuntimeAdapter()
-    raise QuantkitError(f"no adapter for backend {backend!r}")
+    """The adapter (`quantkit.targets.base.Adapter`) of a profile's backend."""
+    if backend not in ADAPTERS:
+        raise QuantkitError(f"no adapter for backend {backend!r} (known: "
+                            f"{', '.join(ADAPTERS)})")
+    module, name = ADAPTERS[backend]
+    return getattr(importlib.import_module(module), name)()

@@ -1,4 +1,4 @@
-"""The one small interface every backend adapter implements.
+"""The one small interface every backend adapter implements, and what adapters share.
 
 An adapter turns a checked inference model into what its target runs (`prepare`), opens
 a predictor on that artifact (`open_predictor`), and says whether this machine can run
@@ -6,53 +6,28 @@ it, and why not (`availability`).
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 
+from quantkit.errors import QuantkitError
+from quantkit.files import PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE
 from quantkit.model_files import InferenceModel
-from quantkit.targets.profile import TargetProfile
+from quantkit.targets.profile import Precision, TargetProfile
 
-ARTIFACT_MANIFEST = "artifact.json"
+if TYPE_CHECKING:
+    from quantkit.targets.artifact import Artifact
 
 
 @dataclass(frozen=True)
 class Availability:
     can_run: bool
     reason: str  # why not, or what it will run on
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """What a target runs: its files (relative to `folder`) and the settings that made it."""
-
-    folder: Path
-    target: str
-    backend: str
-    precision: str
-    files: tuple[str, ...]
-    settings: dict = field(default_factory=dict)  # backend recipe, serialisable
-
-    @property
-    def size_bytes(self) -> int:
-        return sum((self.folder / name).stat().st_size for name in self.files)
-
-    def save(self) -> None:
-        record = asdict(self)
-        record["folder"] = "."
-        record["size_bytes"] = self.size_bytes
-        (self.folder / ARTIFACT_MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
-
-    @classmethod
-    def load(cls, folder: Path) -> "Artifact":
-        record = json.loads((folder / ARTIFACT_MANIFEST).read_text())
-        record.pop("size_bytes", None)
-        record["folder"] = folder
-        record["files"] = tuple(record["files"])
-        return cls(**record)
 
 
 class Predictor(Protocol):
@@ -67,23 +42,14 @@ class Adapter(Protocol):
 
     def availability(self, profile: TargetProfile) -> Availability: ...
 
-    def prepare(self, model: InferenceModel, profile: TargetProfile, out_dir: Path) -> Artifact:
+    def prepare(self, model: InferenceModel, profile: TargetProfile, out_dir: Path
+                ) -> "Artifact":
         """Write the artifact's files into `out_dir` (a fresh staging folder)."""
 
-    def open_predictor(self, artifact: Artifact, profile: TargetProfile) -> Predictor: ...
+    def open_predictor(self, artifact: "Artifact", profile: TargetProfile) -> Predictor: ...
 
 
-def is_quantized(model: InferenceModel) -> bool:
-    """Holds quantize ops from PTQ (QDQ `quantize_linear` or old fake_quantize form)."""
-    return any(op in ("quantize_linear", "dequantize_linear") or op.startswith("fake_")
-               for op in model.op_types)
-
-
-def is_qdq_format(model: InferenceModel) -> bool:
-    return "quantize_linear" in model.op_types
-
-
-PADDLE_MODEL_FILES = ("model.pdmodel", "model.pdiparams")
+PADDLE_MODEL_FILES = (PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE)
 
 
 def copy_paddle_model(model: InferenceModel, profile: TargetProfile,
@@ -91,13 +57,12 @@ def copy_paddle_model(model: InferenceModel, profile: TargetProfile,
     """Copy a model for a Paddle Inference target, refusing a precision mismatch.
 
     A quantized model under an FP32 profile would run its fake-quant ops in float
-    (5-6x slower than FP32, DESIGN.md), so it is refused like the other adapters do.
+    (5-6x slower than FP32, docs/measured-facts.md), so it is refused like the other
+    adapters do.
     """
     import shutil
 
-    from quantkit.errors import QuantkitError
-
-    if is_quantized(model) and profile.precision == "fp32":
+    if model.quantized and profile.precision == Precision.FP32:
         raise QuantkitError(f"{model.model_file} is quantized and target {profile.name} is "
                             "FP32: convert the FP32 model instead")
     if model.params_file is None:
@@ -109,20 +74,36 @@ def copy_paddle_model(model: InferenceModel, profile: TargetProfile,
 
 
 def run_tool(command: list[str], timeout: float, what: str) -> str:
-    """Run a converter that may abort the process (opt, paddle2onnx) in a subprocess."""
-    import subprocess
+    """Run a converter that may abort the process (opt, paddle2onnx) in a subprocess.
 
-    from quantkit.errors import QuantkitError
-
+    It gets its own process group, killed whole if this process is interrupted (Ctrl-C,
+    SIGTERM) or the tool times out, so no converter is left writing after we are gone.
+    """
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise QuantkitError(f"{what} timed out after {timeout:.0f} s") from None
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True)
     except FileNotFoundError:
         raise QuantkitError(f"{what} not found: {command[0]}") from None
-    output = result.stdout + result.stderr
-    if result.returncode != 0:
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(process)
+        raise QuantkitError(f"{what} timed out after {timeout:.0f} s") from None
+    except BaseException:
+        kill_group(process)
+        raise
+    output = stdout + stderr
+    if process.returncode != 0:
         lines = [line.strip() for line in output.splitlines() if line.strip()]
         tail = " | ".join(lines[-3:]) or "no output"
-        raise QuantkitError(f"{what} failed (exit {result.returncode}): {tail}")
+        raise QuantkitError(f"{what} failed (exit {process.returncode}): {tail}")
     return output
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """Kill a child started with start_new_session=True and everything it started."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()

@@ -1,22 +1,23 @@
 """`convert`: a checked model + a target profile -> the artifact that target runs.
 
-The artifact folder holds the model files, `artifact.json` (files, settings, size) and
-`profile.json` (the profile as loaded), built in a staging folder and renamed at the end.
+The artifact folder (see `quantkit.targets.artifact`) is built in a staging folder and
+renamed at the end, so a failed conversion leaves nothing behind.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantkit.atomic import staged_folder
+from quantkit.atomic import replaceable_output, staged_folder
 from quantkit.errors import QuantkitError
+from quantkit.files import PROFILE_RECORD
 from quantkit.model_files import check_inference_model
 from quantkit.targets import adapter_for
-from quantkit.targets.base import ARTIFACT_MANIFEST, Artifact, Availability
+from quantkit.targets.artifact import Artifact, artifact_profile, load_artifact
+from quantkit.targets.base import Availability, Predictor
 from quantkit.targets.profile import TargetProfile, load_profile, shipped_profiles
-
-PROFILE_RECORD = "profile.json"
 
 
 def resolve_profile(target: str | Path | TargetProfile) -> TargetProfile:
@@ -29,10 +30,7 @@ def convert(model_dir: str | Path, target: str | Path | TargetProfile, out: str 
     """Convert the model in `model_dir` for `target` into the new folder `out`."""
     profile = resolve_profile(target)
     model = check_inference_model(model_dir, model_filename, params_filename)
-    out = Path(out)
-    if out.exists() and not force:
-        raise QuantkitError(f"output folder exists: {out} (pass --force / force=True to "
-                            "replace it)")
+    out = replaceable_output(out, force, inputs=[model.model_dir])
     adapter = adapter_for(profile.backend)
     with staged_folder(out, replace=True) as staging:
         artifact = adapter.prepare(model, profile, staging)
@@ -41,35 +39,16 @@ def convert(model_dir: str | Path, target: str | Path | TargetProfile, out: str 
     return Artifact.load(out.absolute())
 
 
-def load_artifact(folder: str | Path) -> Artifact:
-    """The artifact in `folder` (absolute), refusing a folder `convert` did not make."""
-    folder = Path(folder).absolute()
-    if not (folder / ARTIFACT_MANIFEST).is_file():
-        raise QuantkitError(f"not a quantkit artifact: {folder} has no {ARTIFACT_MANIFEST} "
-                            "(make one with 'quantkit convert')")
-    return Artifact.load(folder)
-
-
-def artifact_profile(folder: str | Path) -> TargetProfile:
-    """The target profile an artifact was converted with (its profile.json)."""
-    from quantkit.targets.profile import profile_from_dict
-
-    path = Path(folder) / PROFILE_RECORD
-    return profile_from_dict(json.loads(path.read_text()), source=str(path))
-
-
-def open_artifact(folder: str | Path, threads: int | None = None):
+def open_artifact(folder: str | Path, threads: int | None = None) -> Predictor:
     """A predictor on a converted artifact, with the settings it was converted with.
 
     `threads` overrides the profile's thread count (benchmarks sweep it).
     """
-    import dataclasses
-
     artifact = load_artifact(folder)
     profile = artifact_profile(artifact.folder)
     if threads is not None:
-        if threads < 1:
-            raise QuantkitError(f"threads must be >= 1 (got {threads})")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise QuantkitError(f"threads must be a whole number >= 1 (got {threads!r})")
         profile = dataclasses.replace(profile, threads=threads)
     return adapter_for(artifact.backend).open_predictor(artifact, profile)
 

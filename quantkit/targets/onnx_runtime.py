@@ -23,67 +23,47 @@ import collections
 import importlib.metadata
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from quantkit.errors import QuantkitError
+from quantkit.files import ONNX_MODEL_FILE
+from quantkit.machine import CpuIsa, cpu_isa
 from quantkit.model_files import InferenceModel
-from quantkit.targets.base import (Artifact, Availability, is_qdq_format, is_quantized,
-                                   run_tool)
-from quantkit.targets.machine import CpuIsa, cpu_isa
+from quantkit.targets.artifact import Artifact
+from quantkit.targets.base import Availability, run_tool
 from quantkit.targets.onnx_weights import fold_weight_quantizers
-from quantkit.targets.profile import TargetProfile
+from quantkit.targets.options import load_options, option
+from quantkit.targets.profile import Backend, Precision, TargetProfile
 
-MODEL_FILE = "model.onnx"
+MODEL_FILE = ONNX_MODEL_FILE
 PADDLE2ONNX_TIMEOUT_S = 300.0
 X64_PRECISION_KEY = "session.x64quantprecision"  # ORT: use u8u8 instead of saturating u8s8
 GRAPH_LEVELS = ("disable", "basic", "extended", "all")
 PRECISION_MODES = ("auto", "exact", "fast")
 # A weight rewrite may only move outputs by float rounding; it measured 0.0 here.
 REWRITE_TOLERANCE = 1e-4
-CALIBRATE_HINT = ("quantkit.quant.quant_post_static(executor, model_dir, out_dir, "
-                  "sample_generator=..., onnx_format=True)")
+CALIBRATE_HINT = ("'quantkit calibrate MODEL_DIR --calib DATA --onnx-format --out DIR' "
+                  "(in Python: quant_post_static(..., onnx_format=True))")
 
 
 @dataclass(frozen=True)
 class OnnxOptions:
-    """The `[options]` keys this adapter understands, with their defaults."""
+    """The `[options]` of an onnxruntime profile."""
 
-    opset_version: int = 13
-    graph_optimization: str = "all"  # disable | basic | extended | all
-    int8_precision: str = "auto"  # auto: exact u8u8 GEMM where u8s8 would saturate
-    int8_weights: bool = True  # store QDQ weights as int8 initializers (~4x smaller)
+    opset_version: int = option(13, min=7, max=19, help="ONNX opset paddle2onnx exports")
+    graph_optimization: str = option("all", choices=GRAPH_LEVELS,
+                                     help="ORT graph optimisation level")
+    int8_precision: str = option("auto", choices=PRECISION_MODES,
+                                 help="auto: exact u8u8 GEMM where u8s8 would saturate")
+    int8_weights: bool = option(True, help="store QDQ weights as int8 initializers")
 
     @classmethod
     def from_profile(cls, profile: TargetProfile) -> "OnnxOptions":
-        where = f" in {profile.source}" if profile.source else f" of target '{profile.name}'"
-        known = {option.name for option in fields(cls)}
-        for key in profile.options:
-            if key not in known:
-                raise QuantkitError(f"unknown option 'options.{key}'{where} for the onnxruntime "
-                                    f"backend (known: {', '.join(sorted(known))})")
-        options = cls(**dict(profile.options))
-        options._check(where)
-        return options
-
-    def _check(self, where: str) -> None:
-        if not isinstance(self.opset_version, int) or not 7 <= self.opset_version <= 19:
-            raise QuantkitError(f"bad value for 'options.opset_version'{where}: "
-                                f"{self.opset_version!r} (an integer from 7 to 19; 13 is tested)")
-        if self.graph_optimization not in GRAPH_LEVELS:
-            raise QuantkitError(f"bad value for 'options.graph_optimization'{where}: "
-                                f"{self.graph_optimization!r} (choose one of "
-                                f"{', '.join(GRAPH_LEVELS)})")
-        if self.int8_precision not in PRECISION_MODES:
-            raise QuantkitError(f"bad value for 'options.int8_precision'{where}: "
-                                f"{self.int8_precision!r} (choose one of "
-                                f"{', '.join(PRECISION_MODES)})")
-        if not isinstance(self.int8_weights, bool):
-            raise QuantkitError(f"bad value for 'options.int8_weights'{where}: "
-                                f"{self.int8_weights!r} (true or false)")
+        return load_options(cls, profile.options, profile.backend, profile.where)
 
 
 @dataclass(frozen=True)
@@ -115,7 +95,7 @@ def session_settings(options: OnnxOptions, precision: str, threads: int,
                      isa: CpuIsa) -> SessionSettings:
     """Pick the session recipe for `precision` on `isa` (see the module docstring)."""
     entries: dict[str, str] = {}
-    if precision != "int8":
+    if precision != Precision.INT8:
         reason = "fp32 model: no int8 GEMM"
     elif options.int8_precision == "exact" or (options.int8_precision == "auto"
                                                and isa.u8s8_saturates):
@@ -136,8 +116,13 @@ class OnnxPredictor:
         import onnxruntime as ort
 
         self.settings = settings
-        self.session = ort.InferenceSession(str(model_path), settings.session_options(),
-                                            providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(model_path), settings.session_options(),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - ORT's load errors have many types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise QuantkitError(f"ONNX Runtime cannot load {model_path}: {first[:300]} "
+                                "(convert the model again)") from None
         self.input_names: Sequence[str] = [i.name for i in self.session.get_inputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -152,7 +137,7 @@ class OnnxRuntimeAdapter:
     rebuild; `input_shapes` / `dynamic_shapes` are not used by this backend.
     """
 
-    backend = "onnxruntime"
+    backend = Backend.ONNXRUNTIME
 
     def __init__(self, isa: CpuIsa | None = None) -> None:
         self.isa = isa or cpu_isa()
@@ -180,7 +165,7 @@ class OnnxRuntimeAdapter:
             export_with_paddle2onnx(model, exported, options.opset_version)
             onnx_model = _load_checked(exported, "paddle2onnx output")
             final, weights = exported, {"rewritten": False}
-            if profile.precision == "int8" and options.int8_weights:
+            if profile.precision == Precision.INT8 and options.int8_weights:
                 final = Path(work) / "rewritten.onnx"
                 weights = _store_int8_weights(onnx_model, exported, final, model)
             final.replace(out_dir / MODEL_FILE)
@@ -260,19 +245,19 @@ def session_op_types(model_path: Path, settings: SessionSettings) -> dict[str, i
 
 def _refuse_mismatch(model: InferenceModel, profile: TargetProfile) -> None:
     """Refuse before any conversion what this target cannot turn into its precision."""
-    if profile.precision == "int8":
-        if is_quantized(model) and not is_qdq_format(model):
+    if profile.precision == Precision.INT8:
+        if model.quantized and not model.qdq:
             fake = sorted({op for op in model.op_types if op.startswith("fake_")})
             raise QuantkitError(
                 f"{model.model_file} is a fake-quant model ({', '.join(fake)}), which "
-                f"paddle2onnx cannot export for target '{profile.name}': re-calibrate with "
-                f"onnx_format=True, e.g. {CALIBRATE_HINT}")
-        if not is_quantized(model):
+                f"paddle2onnx cannot export for target '{profile.name}': re-calibrate in QDQ "
+                f"form, e.g. {CALIBRATE_HINT}")
+        if not model.quantized:
             raise QuantkitError(
                 f"{model.model_file} is an FP32 model: target '{profile.name}' needs a "
                 f"calibrated INT8 model; calibrate it first with {CALIBRATE_HINT} "
                 "(or use the onnxruntime-fp32 target)")
-    elif is_quantized(model):
+    elif model.quantized:
         raise QuantkitError(f"{model.model_file} is a quantized model: target "
                             f"'{profile.name}' converts FP32 models as they are; give it the "
                             "FP32 model, or use the onnxruntime-int8 target")

@@ -1,8 +1,10 @@
 """Intel CPUs through Paddle Inference: oneDNN INT8, oneDNN FP32 and plain-CPU baselines.
 
-A calibrated model run without the INT8 pass is 5-6x slower than FP32 (DESIGN.md): the
-INT8 profile therefore always enables `enable_mkldnn_int8`, which rewrites the
-quantize/dequantize pairs into oneDNN int8 kernels (`jit_uni_int8`, `gemm_s8s8s32`).
+A calibrated model run without the INT8 pass is 5-6x slower than FP32
+(docs/measured-facts.md): the INT8 profile therefore always enables `enable_mkldnn_int8`,
+which rewrites the quantize/dequantize pairs into oneDNN int8 kernels (`jit_uni_int8`,
+`gemm_s8s8s32`). `PaddlePredictor` is the one wrapper of a `paddle.inference` predictor;
+the TensorRT adapter uses it too.
 """
 from __future__ import annotations
 
@@ -17,21 +19,37 @@ from pathlib import Path
 import numpy as np
 
 from quantkit.errors import QuantkitError
+from quantkit.files import ARTIFACT_RECORD, PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE
 from quantkit.model_files import InferenceModel, check_inference_model
-from quantkit.targets.base import Artifact, Availability, copy_paddle_model, is_quantized
+from quantkit.targets.artifact import Artifact
+from quantkit.targets.base import Availability, copy_paddle_model
 from quantkit.targets.onednn_weights import restore_float_weights
-from quantkit.targets.profile import TargetProfile
+from quantkit.targets.options import load_options, option
+from quantkit.targets.profile import Backend, Precision, TargetProfile
 
-# Ops oneDNN's INT8 pass may quantize. An empty set means "all it supports"; naming them
-# keeps the recipe explicit in the artifact and lets a profile narrow it.
-# (Paddle 2.6 rejects others, e.g. mul, scale, softmax: "not supported by OneDNN
-# quantization"; this list was probed op by op.)
-DEFAULT_INT8_OPS = ("conv2d", "depthwise_conv2d", "fused_conv2d", "fc", "matmul",
-                    "matmul_v2", "fused_matmul", "pool2d", "elementwise_add",
-                    "elementwise_mul", "concat", "reshape2", "transpose2", "nearest_interp",
-                    "nearest_interp_v2", "slice", "split")
+# Ops oneDNN's INT8 pass may quantize. Naming them keeps the recipe explicit in the
+# artifact and lets a profile narrow it. (Paddle 2.6 rejects others, e.g. mul, scale,
+# softmax: "not supported by OneDNN quantization"; this list was probed op by op.)
+ONEDNN_INT8_OPS = ("conv2d", "depthwise_conv2d", "fused_conv2d", "fc", "matmul",
+                   "matmul_v2", "fused_matmul", "pool2d", "elementwise_add",
+                   "elementwise_mul", "concat", "reshape2", "transpose2", "nearest_interp",
+                   "nearest_interp_v2", "slice", "split", "prior_box", "fusion_gru",
+                   "fusion_lstm", "multi_gru")
+DEFAULT_INT8_OPS = ONEDNN_INT8_OPS[:17]
 
-_OPTION_KEYS = {"onednn", "int8_ops", "ir_optim", "cache_capacity", "delete_passes"}
+
+@dataclass(frozen=True)
+class OneDnnOptions:
+    """The `[options]` of a paddle-inference profile."""
+
+    onednn: bool = option(True, help="oneDNN kernels (false: Paddle's plain CPU kernels)")
+    int8_ops: tuple[str, ...] = option(DEFAULT_INT8_OPS, choices=ONEDNN_INT8_OPS,
+                                       help="ops oneDNN's INT8 pass may quantize")
+    ir_optim: bool = option(True, help="Paddle Inference's graph passes")
+    cache_capacity: int = option(10, min=1, max=1000,
+                                 help="oneDNN shape cache entries (bounded memory with "
+                                      "varying batch sizes)")
+    delete_passes: tuple[str, ...] = option((), help="graph passes to turn off by name")
 
 
 @dataclass(frozen=True)
@@ -43,22 +61,33 @@ class OneDnnRecipe:
     threads: int
     int8_ops: tuple[str, ...] = DEFAULT_INT8_OPS
     ir_optim: bool = True
-    cache_capacity: int = 10  # oneDNN shape cache entries (bounded memory with varying batch)
+    cache_capacity: int = 10
     delete_passes: tuple[str, ...] = ()
 
     @classmethod
     def from_profile(cls, profile: TargetProfile) -> "OneDnnRecipe":
-        options = profile.backend_options(_OPTION_KEYS)
-        onednn = bool(options.get("onednn", True))
-        int8 = profile.precision == "int8"
-        if int8 and not onednn:
+        options = load_options(OneDnnOptions, profile.options, profile.backend, profile.where)
+        int8 = profile.precision == Precision.INT8
+        if int8 and not options.onednn:
             raise QuantkitError(f"profile {profile.name}: int8 on Paddle Inference CPU needs "
                                 "onednn = true")
-        return cls(onednn=onednn, int8=int8, threads=profile.threads,
-                   int8_ops=tuple(options.get("int8_ops", DEFAULT_INT8_OPS)),
-                   ir_optim=bool(options.get("ir_optim", True)),
-                   cache_capacity=int(options.get("cache_capacity", 10)),
-                   delete_passes=tuple(options.get("delete_passes", ())))
+        return cls(onednn=options.onednn, int8=int8, threads=profile.threads,
+                   int8_ops=options.int8_ops, ir_optim=options.ir_optim,
+                   cache_capacity=options.cache_capacity, delete_passes=options.delete_passes)
+
+    @classmethod
+    def from_record(cls, record: dict, where: str) -> "OneDnnRecipe":
+        """The recipe saved in artifact.json, refusing a record edited into nonsense."""
+        try:
+            recipe = cls(**{k: tuple(v) if isinstance(v, list) else v
+                            for k, v in record.items()})
+        except TypeError as exc:
+            raise QuantkitError(f"{where}: 'settings.recipe' is not a oneDNN recipe ({exc}); "
+                                "convert the model again") from None
+        if not all(isinstance(getattr(recipe, name), bool) for name in ("onednn", "int8",
+                                                                       "ir_optim")):
+            raise QuantkitError(f"{where}: 'settings.recipe' flags must be true/false")
+        return recipe
 
     def apply(self, config) -> None:
         """Set this recipe on a `paddle.inference.Config`."""
@@ -77,11 +106,12 @@ class OneDnnRecipe:
             config.delete_pass(name)
 
 
-class _FloatOutputs:
-    """Wrap a `paddle.inference` predictor: numpy in, float numpy out, in fetch order."""
+class PaddlePredictor:
+    """A `paddle.inference` predictor: numpy in, float numpy out, in fetch order."""
 
-    def __init__(self, predictor):
+    def __init__(self, predictor, pass_log: str = "") -> None:
         self._predictor = predictor
+        self.pass_log = pass_log  # what Paddle's passes printed (oneDNN's INT8 report)
         self.input_names = tuple(self._predictor.get_input_names())
         self._output_names = tuple(self._predictor.get_output_names())
 
@@ -98,17 +128,22 @@ class _FloatOutputs:
         return outputs
 
 
-def open_cpu_predictor(model_file: Path, params_file: Path,
-                       recipe: OneDnnRecipe) -> _FloatOutputs:
+def open_paddle_predictor(model_file: Path, params_file: Path, configure) -> PaddlePredictor:
+    """A predictor on a checked model; `configure(config)` applies the backend's recipe."""
     from paddle import inference
 
+    check_inference_model(model_file.parent, model_file.name, params_file.name)
     config = inference.Config(str(model_file), str(params_file))
     config.disable_glog_info()
-    recipe.apply(config)
+    configure(config)
     with captured_native_stderr() as pass_log:
-        predictor = _FloatOutputs(inference.create_predictor(config))
-    predictor.pass_log = pass_log.text
-    return predictor
+        predictor = inference.create_predictor(config)
+    return PaddlePredictor(predictor, pass_log.text)
+
+
+def open_cpu_predictor(model_file: Path, params_file: Path,
+                       recipe: OneDnnRecipe) -> PaddlePredictor:
+    return open_paddle_predictor(model_file, params_file, recipe.apply)
 
 
 class _CapturedText:
@@ -156,16 +191,17 @@ def int8_pass_summary(pass_log: str) -> dict[str, int]:
 
 
 class PaddleInferenceAdapter:
-    backend = "paddle-inference"
+    backend = Backend.PADDLE_INFERENCE
 
     def availability(self, profile: TargetProfile) -> Availability:
-        from quantkit.targets.machine import cpu_isa
+        from quantkit.machine import cpu_isa
 
+        OneDnnRecipe.from_profile(profile)  # a bad profile is refused, not "available"
         isa = cpu_isa()
-        if profile.precision == "int8" and "avx2" not in isa.flags:
+        if profile.precision == Precision.INT8 and "avx2" not in isa.flags:
             return Availability(False, "oneDNN INT8 needs at least AVX2; this CPU has "
                                        f"{isa.summary}")
-        if profile.precision == "int8":
+        if profile.precision == Precision.INT8:
             note = "int8 via AVX2 u8s8 (no VNNI: expect a smaller speed-up than on " \
                    "Xeon with avx512_vnni)" if not isa.vnni else "int8 with VNNI/AMX"
             return Availability(True, f"Paddle Inference oneDNN on {isa.summary}; {note}")
@@ -173,11 +209,11 @@ class PaddleInferenceAdapter:
 
     def prepare(self, model: InferenceModel, profile: TargetProfile, out_dir: Path) -> Artifact:
         recipe = OneDnnRecipe.from_profile(profile)
-        if recipe.int8 and not is_quantized(model):
+        if recipe.int8 and not model.quantized:
             raise QuantkitError(
                 f"{model.model_file} is an FP32 model and target {profile.name} runs INT8: "
-                "calibrate it first (quantkit.quant.quant_post_static(...), or the demo's "
-                "'quantkit demo'), then convert the quantized model")
+                "calibrate it first (quantkit calibrate, or quantkit.quant.quant_post_static"
+                "(...)), then convert the quantized model")
         files = copy_paddle_model(model, profile, out_dir)
         settings = {"recipe": asdict(recipe)}
         if recipe.int8:
@@ -187,16 +223,12 @@ class PaddleInferenceAdapter:
         return Artifact(folder=out_dir, target=profile.name, backend=self.backend,
                         precision=profile.precision, files=files, settings=settings)
 
-    def open_predictor(self, artifact: Artifact, profile: TargetProfile):
+    def open_predictor(self, artifact: Artifact, profile: TargetProfile) -> PaddlePredictor:
         available = self.availability(profile)
         if not available.can_run:
             raise QuantkitError(f"cannot run {artifact.target} here: {available.reason}")
-        check_inference_model(artifact.folder, "model.pdmodel", "model.pdiparams")
-        recipe = OneDnnRecipe(**_tuples(artifact.settings["recipe"]))
+        recipe = OneDnnRecipe.from_record(artifact.settings.get("recipe") or {},
+                                          str(artifact.folder / ARTIFACT_RECORD))
         recipe = replace(recipe, threads=profile.threads)  # open_artifact(threads=...) wins
-        return open_cpu_predictor(artifact.folder / "model.pdmodel",
-                                  artifact.folder / "model.pdiparams", recipe)
-
-
-def _tuples(record: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in record.items()}
+        return open_cpu_predictor(artifact.folder / PADDLE_MODEL_FILE,
+                                  artifact.folder / PADDLE_PARAMS_FILE, recipe)

@@ -7,24 +7,25 @@ x86 FP32 `.nb` files can be run here (Lite's x86 INT8 kernels give wrong numbers
 """
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import importlib.util
 import platform
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
-
-import numpy as np
+from typing import Optional, Sequence
 
 from quantkit.errors import QuantkitError
+from quantkit.files import LITE_MODEL_FILE
 from quantkit.model_files import InferenceModel
-from quantkit.targets.base import (Artifact, Availability, is_qdq_format, is_quantized,
-                                   run_tool)
-from quantkit.targets.profile import TargetProfile
+from quantkit.targets.artifact import Artifact
+from quantkit.targets.base import Availability, run_tool
+from quantkit.targets.lite_runtime import LiteLoadError, LitePredictor, open_lite
+from quantkit.targets.options import load_options, option
+from quantkit.targets.profile import Backend, Precision, TargetProfile
 
-NB_FILE = "model.nb"
+NB_FILE = LITE_MODEL_FILE
 ARM_MACHINES = ("aarch64", "arm64", "armv7l", "armv8l")  # platform.machine() on ARM boards
 VALID_TARGETS = ("arm", "opencl", "x86")
 _DEFAULT_TARGETS = {"arm": "arm", "cpu": "x86"}  # profile.device -> opt --valid_targets
@@ -42,97 +43,55 @@ _CALIBRATE_HINT = (
 
 @dataclass(frozen=True)
 class LiteOptions:
-    """The `[options]` of a paddle-lite profile, validated; one source of defaults."""
+    """The `[options]` of a paddle-lite profile."""
 
-    valid_targets: str = "arm"
-    opt_path: Path = field(default_factory=lambda: Path(sys.executable).parent /
-                           "paddle_lite_opt")
-    weight_only_int8: bool = False
-    timeout_s: float = 300.0
+    valid_targets: Optional[str] = option(None, help="opt --valid_targets, comma-separated "
+                                          "from arm, opencl, x86 (default: from device)")
+    opt_path: Optional[Path] = option(None, help="an opt binary (default: the kit's own "
+                                      "paddle_lite_opt)")
+    weight_only_int8: bool = option(False, help="weight-only INT8 for an FP32 model")
+    timeout_s: float = option(300.0, min=1.0, max=86400.0, help="seconds opt may take")
 
     @property
     def targets(self) -> tuple[str, ...]:
-        return tuple(self.valid_targets.split(","))
+        return tuple(str(self.valid_targets).split(","))
+
+    @property
+    def opt(self) -> Path:
+        return self.opt_path or Path(sys.executable).parent / "paddle_lite_opt"
 
     @classmethod
     def from_profile(cls, profile: TargetProfile) -> "LiteOptions":
-        """Reject unknown keys and bad values, naming the key and the profile file."""
-        where = f" in {profile.source}" if profile.source else f" in profile {profile.name!r}"
-        options: Mapping[str, Any] = profile.options
-        known = ("valid_targets", "opt_path", "weight_only_int8", "timeout_s")
-        for key in options:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise QuantkitError(f"unknown option '{key}' for backend paddle-lite{where}"
-                                    f"{hint}; known options: {', '.join(known)}")
+        """Typed options, checked against each other and the profile's device/precision."""
+        where = profile.where
+        options = load_options(cls, profile.options, profile.backend, where)
         if profile.device not in _DEFAULT_TARGETS:
             raise QuantkitError(f"bad value for 'device'{where}: {profile.device!r} (Paddle "
                                 "Lite targets 'arm' boards or an x86 'cpu')")
-        values: dict[str, Any] = {"valid_targets": _DEFAULT_TARGETS[profile.device]}
-        if "valid_targets" in options:
-            targets = options["valid_targets"]
-            tokens = targets.split(",") if isinstance(targets, str) else []
-            if not tokens or any(token not in VALID_TARGETS for token in tokens):
-                raise QuantkitError(f"bad value for 'options.valid_targets'{where}: "
-                                    f"{targets!r} (comma-separated from "
-                                    f"{', '.join(VALID_TARGETS)})")
-            values["valid_targets"] = targets
-        if "opt_path" in options:
-            if not isinstance(options["opt_path"], str) or not options["opt_path"]:
-                raise QuantkitError(f"bad value for 'options.opt_path'{where}: "
-                                    f"{options['opt_path']!r} (path of an opt binary)")
-            values["opt_path"] = Path(options["opt_path"]).expanduser()
-        if "weight_only_int8" in options:
-            if not isinstance(options["weight_only_int8"], bool):
-                raise QuantkitError(f"bad value for 'options.weight_only_int8'{where}: "
-                                    f"{options['weight_only_int8']!r} (true or false)")
-            values["weight_only_int8"] = options["weight_only_int8"]
-        if "timeout_s" in options:
-            timeout = options["timeout_s"]
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-                raise QuantkitError(f"bad value for 'options.timeout_s'{where}: {timeout!r} "
-                                    "(seconds, a positive number)")
-            values["timeout_s"] = float(timeout)
-        result = cls(**values)
-        if "arm" in result.targets and profile.device != "arm":
-            raise QuantkitError(f"valid_targets {result.valid_targets!r} needs device = 'arm'"
+        if options.valid_targets is None:
+            options = dataclasses.replace(options,
+                                          valid_targets=_DEFAULT_TARGETS[profile.device])
+        tokens = options.valid_targets.split(",")
+        if any(token not in VALID_TARGETS for token in tokens):
+            raise QuantkitError(f"bad value for 'options.valid_targets'{where}: "
+                                f"{options.valid_targets!r} (comma-separated from "
+                                f"{', '.join(VALID_TARGETS)})")
+        if "arm" in options.targets and profile.device != "arm":
+            raise QuantkitError(f"valid_targets {options.valid_targets!r} needs device = 'arm'"
                                 f"{where} (device is {profile.device!r})")
-        if "arm" not in result.targets and profile.device == "arm":
+        if "arm" not in options.targets and profile.device == "arm":
             raise QuantkitError(f"device = 'arm'{where} needs 'arm' in options.valid_targets "
-                                f"(got {result.valid_targets!r})")
-        if result.weight_only_int8 and profile.precision != "int8":
+                                f"(got {options.valid_targets!r})")
+        if options.weight_only_int8 and profile.precision != Precision.INT8:
             raise QuantkitError(f"options.weight_only_int8{where} needs precision = 'int8' "
                                 f"(precision is {profile.precision!r})")
-        return result
-
-
-@dataclass
-class LitePredictor:
-    """A `paddlelite.lite` light predictor on a `.nb` file (x86 FP32 only, here)."""
-
-    input_names: Sequence[str]
-    input_dtypes: Mapping[str, str]
-    _predictor: Any
-
-    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        for name in self.input_names:
-            if name not in feeds:
-                raise QuantkitError(f"missing input '{name}' (the model's inputs: "
-                                    f"{', '.join(self.input_names)})")
-            array = np.ascontiguousarray(feeds[name],
-                                         dtype=self.input_dtypes.get(name, "float32"))
-            self._predictor.get_input_by_name(name).from_numpy(array)
-        self._predictor.run()
-        # Copy: the output tensors' memory is reused by the next run.
-        return [np.array(self._predictor.get_output_by_name(name).numpy(), copy=True)
-                for name in self._predictor.get_output_names()]
+        return options
 
 
 class PaddleLiteAdapter:
     """Converts with Paddle Lite `opt` (subprocess) and runs x86 FP32 `.nb` in-process."""
 
-    backend = "paddle-lite"
+    backend = Backend.PADDLE_LITE
 
     def __init__(self) -> None:
         # Supported-op tables per (opt path, valid_targets): one opt call each.
@@ -146,7 +105,7 @@ class PaddleLiteAdapter:
                 return Availability(True, f"ARM .nb via paddlelite.lite MobileConfig on "
                                           f"{platform.machine()}")
             return Availability(False, _ARM_REASON)
-        if profile.precision == "int8":
+        if profile.precision == Precision.INT8:
             return Availability(False, _X86_INT8_REASON)
         if not lite:
             return Availability(False, "paddlelite is not installed: pip install "
@@ -221,27 +180,19 @@ class PaddleLiteAdapter:
         if not available.can_run:
             raise QuantkitError(f"cannot run {artifact.folder / NB_FILE} here: "
                                 f"{available.reason}")
-        nb = artifact.folder / NB_FILE
-        if not nb.is_file() or nb.stat().st_size == 0:  # Lite aborts on a missing model
-            raise QuantkitError(f"model file missing or empty: {nb} (prepare the artifact "
-                                "again)")
-        from paddlelite.lite import MobileConfig, create_paddle_predictor
-
-        config = MobileConfig()
-        config.set_model_from_file(str(nb))
-        predictor = create_paddle_predictor(config)
-        inputs = artifact.settings.get("inputs", [])
-        return LitePredictor(
-            input_names=tuple(predictor.get_input_names()),
-            input_dtypes={item["name"]: item["dtype"] for item in inputs},
-            _predictor=predictor)
+        inputs = artifact.settings.get("inputs") or []
+        try:
+            return open_lite(artifact.folder / NB_FILE, profile.threads,
+                             {item["name"]: item["dtype"] for item in inputs}, probe=True)
+        except LiteLoadError:
+            raise
 
     def _opt_binary(self, options: LiteOptions) -> Path:
-        if not options.opt_path.is_file():
-            raise QuantkitError(f"Paddle Lite opt not found: {options.opt_path} (install "
+        if not options.opt.is_file():
+            raise QuantkitError(f"Paddle Lite opt not found: {options.opt} (install "
                                 "paddlelite==2.13rc0 in this environment, or set "
                                 "options.opt_path to an opt binary)")
-        return options.opt_path
+        return options.opt
 
     @staticmethod
     def _opt_version(opt: Path, options: LiteOptions) -> str:
@@ -287,8 +238,8 @@ def parse_supported_ops(output: str) -> frozenset[str]:
 def _conversion_mode(model: InferenceModel, profile: TargetProfile,
                      options: LiteOptions) -> str:
     """Which opt conversion fits this model and profile, or a refusal saying what to do."""
-    quantized = is_quantized(model)
-    if profile.precision == "fp32":
+    quantized = model.quantized
+    if profile.precision == Precision.FP32:
         if quantized:
             raise QuantkitError(f"{model.model_file} is already quantized (INT8), but "
                                 f"profile {profile.name!r} is fp32: give it the FP32 model, "
@@ -299,7 +250,7 @@ def _conversion_mode(model: InferenceModel, profile: TargetProfile,
             raise QuantkitError(f"{model.model_file} is already calibrated; "
                                 "options.weight_only_int8 is for FP32 models: drop it from "
                                 f"profile {profile.name!r} to convert the calibrated model")
-        return "int8-qdq" if is_qdq_format(model) else "int8-fake-quant"
+        return "int8-qdq" if model.qdq else "int8-fake-quant"
     if options.weight_only_int8:
         return "int8-weight-only"
     raise QuantkitError(f"{model.model_file} is an FP32 model and profile {profile.name!r} "
@@ -311,5 +262,5 @@ def _unsupported_message(model: InferenceModel, options: LiteOptions,
     listed = ", ".join(f"'{op}'" for op in ops)
     return (f"{model.model_file} has ops Paddle Lite opt cannot place on valid_targets="
             f"{options.valid_targets}: {listed}; export the model with supported ops "
-            f"instead (see `{options.opt_path.name} --print_supported_ops=true "
+            f"instead (see `{options.opt.name} --print_supported_ops=true "
             f"--valid_targets={options.valid_targets}`)")

@@ -6,15 +6,29 @@ unknown key or a bad value is rejected with the key named.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from quantkit.choices import Choice
 from quantkit.errors import QuantkitError
+from quantkit.names import check_name
+from quantkit.suggest import did_you_mean, refuse_unknown_keys
 
-BACKENDS = ("paddle-lite", "paddle-inference", "tensorrt", "onnxruntime")
-PRECISIONS = ("int8", "fp32")
+
+class Backend(Choice):
+    PADDLE_LITE = "paddle-lite"
+    PADDLE_INFERENCE = "paddle-inference"
+    TENSORRT = "tensorrt"
+    ONNXRUNTIME = "onnxruntime"
+
+
+class Precision(Choice):
+    INT8 = "int8"
+    FP32 = "fp32"
+
+
+DEVICES = ("cpu", "gpu", "arm")
 # Shipped in the wheel as package data; the repository's top-level `targets/` links here.
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -37,8 +51,8 @@ class TargetProfile:
     """
 
     name: str
-    backend: str
-    precision: str
+    backend: Backend
+    precision: Precision
     description: str = ""
     device: str = "cpu"  # cpu | gpu | arm
     threads: int = 1
@@ -50,28 +64,30 @@ class TargetProfile:
 
     def __post_init__(self) -> None:
         where = f" in {self.source}" if self.source else ""
-        if self.backend not in BACKENDS:
-            raise QuantkitError(f"bad value for 'backend'{where}: {self.backend!r} "
-                                f"(choose one of {', '.join(BACKENDS)})")
-        if self.precision not in PRECISIONS:
-            raise QuantkitError(f"bad value for 'precision'{where}: {self.precision!r} "
-                                f"(choose one of {', '.join(PRECISIONS)})")
-        if not isinstance(self.threads, int) or self.threads < 1:
+        check_name(self.name, "target name", self.source or "the profile")
+        object.__setattr__(self, "backend", Backend.parse(self.backend, "backend", where))
+        object.__setattr__(self, "precision", Precision.parse(self.precision, "precision",
+                                                              where))
+        if self.device not in DEVICES:
+            raise QuantkitError(f"bad value for 'device'{where}: {self.device!r} (choose one "
+                                f"of {', '.join(DEVICES)})")
+        if not isinstance(self.description, str):
+            raise QuantkitError(f"bad value for 'description'{where}: {self.description!r} "
+                                "(a string)")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) \
+                or not 1 <= self.threads <= 1024:
             raise QuantkitError(f"bad value for 'threads'{where}: {self.threads!r} "
-                                "(a positive integer)")
-        if not self.batch_sizes or any(not isinstance(b, int) or b < 1
-                                       for b in self.batch_sizes):
+                                "(a whole number from 1 to 1024)")
+        if not self.batch_sizes or any(isinstance(b, bool) or not isinstance(b, int)
+                                       or not 1 <= b <= MAX_BATCH for b in self.batch_sizes):
             raise QuantkitError(f"bad value for 'batch_sizes'{where}: "
-                                f"{list(self.batch_sizes)!r} (positive integers)")
+                                f"{list(self.batch_sizes)!r} (whole numbers from 1 to "
+                                f"{MAX_BATCH})")
 
-    def backend_options(self, known: set[str]) -> dict[str, Any]:
-        """The `[options]` table, refusing keys the backend's adapter does not know."""
-        unknown = sorted(set(self.options) - known)
-        if unknown:
-            raise QuantkitError(f"unknown option '{unknown[0]}' for backend {self.backend} in "
-                                f"{self.source or self.name} (known: "
-                                f"{', '.join(sorted(known))})")
-        return dict(self.options)
+    @property
+    def where(self) -> str:
+        """" in FILE" (or " of target NAME") for messages about this profile's settings."""
+        return f" in {self.source}" if self.source else f" of target '{self.name}'"
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -80,31 +96,48 @@ class TargetProfile:
 
 
 _KEYS = {f.name for f in dataclasses.fields(TargetProfile)} - {"source"}
+MAX_BATCH = 65536  # rows per call; larger sizes are typos, and their inputs would not fit
 
 
 def profile_from_dict(data: Mapping[str, Any], source: str = "") -> TargetProfile:
     """Validate a parsed TOML table into a TargetProfile, naming any unknown key."""
     where = f" in {source}" if source else ""
-    for key in data:
-        if key not in _KEYS:
-            close = difflib.get_close_matches(key, sorted(_KEYS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise QuantkitError(f"unknown key '{key}'{where}{hint}")
+    if not isinstance(data, Mapping):
+        raise QuantkitError(f"not a target profile{where}: a table of keys is expected, got "
+                            f"{type(data).__name__}")
+    refuse_unknown_keys(data, _KEYS, "key", where)
     for required in ("name", "backend", "precision"):
         if required not in data:
             raise QuantkitError(f"missing key '{required}'{where}")
     values = dict(data)
-    values["batch_sizes"] = tuple(values.get("batch_sizes", (1,)))
-    values["input_shapes"] = {k: tuple(v) for k, v in values.get("input_shapes", {}).items()}
+    values["batch_sizes"] = tuple(_ints(values.get("batch_sizes", [1]), "batch_sizes", where))
+    values["input_shapes"] = {feed: tuple(_ints(shape, f"input_shapes.{feed}", where))
+                              for feed, shape in _table(values.get("input_shapes", {}),
+                                                        "input_shapes", where).items()}
     ranges = {}
-    for feed, spec in values.get("dynamic_shapes", {}).items():
+    for feed, spec in _table(values.get("dynamic_shapes", {}), "dynamic_shapes", where).items():
         if not isinstance(spec, Mapping) or set(spec) != {"min", "opt", "max"}:
             raise QuantkitError(f"bad value for 'dynamic_shapes.{feed}'{where}: needs "
                                 "exactly min, opt and max shapes")
-        ranges[feed] = InputRange(tuple(spec["min"]), tuple(spec["opt"]), tuple(spec["max"]))
+        ranges[feed] = InputRange(*(tuple(_ints(spec[key], f"dynamic_shapes.{feed}.{key}",
+                                                where)) for key in ("min", "opt", "max")))
     values["dynamic_shapes"] = ranges
-    values["options"] = dict(values.get("options", {}))
+    values["options"] = dict(_table(values.get("options", {}), "options", where))
     return TargetProfile(source=source, **values)
+
+
+def _table(value: Any, key: str, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise QuantkitError(f"bad value for '{key}'{where}: {value!r} (a [{key}] table)")
+    return value
+
+
+def _ints(value: Any, key: str, where: str) -> list[int]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(item, int)
+                                              and not isinstance(item, bool) for item in value):
+        raise QuantkitError(f"bad value for '{key}'{where}: {value!r} (a list of whole "
+                            "numbers)")
+    return value
 
 
 def load_profile(name_or_path: str | Path) -> TargetProfile:
@@ -116,19 +149,23 @@ def load_profile(name_or_path: str | Path) -> TargetProfile:
 
     path = Path(name_or_path)
     if path.suffix != ".toml":
+        check_name(str(name_or_path), "target", "--targets (a shipped profile name, or a "
+                   "path ending in .toml)")
         path = PROFILES_DIR / f"{name_or_path}.toml"
         if not path.is_file():
             known = sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
-            close = difflib.get_close_matches(str(name_or_path), known, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise QuantkitError(f"unknown target '{name_or_path}'{hint}; known targets: "
+            raise QuantkitError(f"unknown target '{name_or_path}'"
+                                f"{did_you_mean(name_or_path, known)}; known targets: "
                                 f"{', '.join(known)}")
     if not path.is_file():
         raise QuantkitError(f"profile file not found: {path}")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise QuantkitError(f"profile {path} is not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QuantkitError(f"cannot read profile {path}: "
+                            f"{getattr(exc, 'strerror', None) or exc}") from None
     return profile_from_dict(data, source=str(path))
 
 

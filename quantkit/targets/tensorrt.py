@@ -8,18 +8,36 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from quantkit.errors import QuantkitError
+from quantkit.files import PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE
 from quantkit.model_files import InferenceModel
-from quantkit.targets.base import Artifact, Availability, copy_paddle_model, is_quantized
-from quantkit.targets.profile import TargetProfile
+from quantkit.targets.artifact import Artifact
+from quantkit.targets.base import Availability, copy_paddle_model
+from quantkit.targets.options import load_options, option
+from quantkit.targets.paddle_inference import PaddlePredictor, open_paddle_predictor
+from quantkit.targets.profile import Backend, Precision, TargetProfile
 
 SHAPE_RANGE_FILE = "shape_range_info.pbtxt"
 ENGINE_CACHE_DIR = "trt_engine_cache"
-_OPTION_KEYS = {"workspace_size", "min_subgraph_size", "max_batch_size", "use_static",
-                "gpu_memory_mb", "device_id", "collect_shapes", "use_cuda_graph"}
+
+
+@dataclass(frozen=True)
+class TensorRtOptions:
+    """The `[options]` of a tensorrt profile."""
+
+    workspace_size: int = option(1 << 30, min=1 << 20, help="TensorRT workspace bytes")
+    min_subgraph_size: int = option(3, min=1, help="smallest subgraph handed to TensorRT")
+    max_batch_size: Optional[int] = option(None, min=1, max=65536,
+                                           help="largest batch (default: the profile's)")
+    use_static: bool = option(True, help="serialise engines into the cache, reuse them")
+    gpu_memory_mb: int = option(256, min=1, help="initial GPU memory pool (MB)")
+    device_id: int = option(0, min=0, max=63, help="CUDA device")
+    collect_shapes: bool = option(False, help="collect dynamic shape ranges at first run")
+    use_cuda_graph: bool = option(False, help="capture CUDA graphs")
 
 
 @dataclass(frozen=True)
@@ -44,23 +62,24 @@ class TensorRtRecipe:
 
     @classmethod
     def for_model(cls, profile: TargetProfile, quantized: bool) -> "TensorRtRecipe":
-        options = profile.backend_options(_OPTION_KEYS)
+        options = load_options(TensorRtOptions, profile.options, profile.backend,
+                               profile.where)
         ranges = profile.dynamic_shapes
         return cls(
-            precision=profile.precision,
+            precision=str(profile.precision),
             # A calibrated (QDQ) model carries its scales: TensorRT must not recalibrate.
-            use_calib_mode=profile.precision == "int8" and not quantized,
-            workspace_size=int(options.get("workspace_size", 1 << 30)),
-            max_batch_size=int(options.get("max_batch_size", max(profile.batch_sizes))),
-            min_subgraph_size=int(options.get("min_subgraph_size", 3)),
-            use_static=bool(options.get("use_static", True)),
-            use_cuda_graph=bool(options.get("use_cuda_graph", False)),
-            gpu_memory_mb=int(options.get("gpu_memory_mb", 256)),
-            device_id=int(options.get("device_id", 0)),
+            use_calib_mode=profile.precision == Precision.INT8 and not quantized,
+            workspace_size=options.workspace_size,
+            max_batch_size=options.max_batch_size or max(profile.batch_sizes),
+            min_subgraph_size=options.min_subgraph_size,
+            use_static=options.use_static,
+            use_cuda_graph=options.use_cuda_graph,
+            gpu_memory_mb=options.gpu_memory_mb,
+            device_id=options.device_id,
             min_shapes={k: list(r.min) for k, r in ranges.items()},
             opt_shapes={k: list(r.opt) for k, r in ranges.items()},
             max_shapes={k: list(r.max) for k, r in ranges.items()},
-            collect_shapes=bool(options.get("collect_shapes", False)) and not ranges,
+            collect_shapes=options.collect_shapes and not ranges,
         )
 
     def apply(self, config, artifact_dir: Path, inference_module=None) -> None:
@@ -97,8 +116,8 @@ def collect_shape_range(artifact: Artifact, recipe: TensorRtRecipe,
     """Run the model on the GPU without TensorRT to record each tensor's shape range."""
     from paddle import inference
 
-    config = inference.Config(str(artifact.folder / "model.pdmodel"),
-                              str(artifact.folder / "model.pdiparams"))
+    config = inference.Config(str(artifact.folder / PADDLE_MODEL_FILE),
+                              str(artifact.folder / PADDLE_PARAMS_FILE))
     config.enable_use_gpu(recipe.gpu_memory_mb, recipe.device_id)
     shape_file = artifact.folder / SHAPE_RANGE_FILE
     config.collect_shape_range_info(str(shape_file))
@@ -113,16 +132,17 @@ def collect_shape_range(artifact: Artifact, recipe: TensorRtRecipe,
 
 
 class TensorRtAdapter:
-    backend = "tensorrt"
+    backend = Backend.TENSORRT
 
     def availability(self, profile: TargetProfile) -> Availability:
-        from quantkit.targets.machine import gpu_status
+        from quantkit.targets.gpu import gpu_status
 
+        TensorRtRecipe.for_model(profile, quantized=True)  # a bad profile is refused here
         status = gpu_status()
         return Availability(status.can_run_tensorrt, status.reason)
 
     def prepare(self, model: InferenceModel, profile: TargetProfile, out_dir: Path) -> Artifact:
-        recipe = TensorRtRecipe.for_model(profile, quantized=is_quantized(model))
+        recipe = TensorRtRecipe.for_model(profile, quantized=model.quantized)
         files = copy_paddle_model(model, profile, out_dir)
         return Artifact(folder=out_dir, target=profile.name, backend=self.backend,
                         precision=profile.precision, files=files,
@@ -130,16 +150,15 @@ class TensorRtAdapter:
                                   "note": "engines are built on the GPU host at first run "
                                           f"and cached in {ENGINE_CACHE_DIR}/"})
 
-    def open_predictor(self, artifact: Artifact, profile: TargetProfile):
+    def open_predictor(self, artifact: Artifact, profile: TargetProfile) -> PaddlePredictor:
         available = self.availability(profile)
         if not available.can_run:
             raise QuantkitError(f"cannot run {artifact.target} here: {available.reason}")
-        from paddle import inference
-
-        from quantkit.targets.paddle_inference import _FloatOutputs
-
-        recipe = TensorRtRecipe(**artifact.settings["recipe"])
-        config = inference.Config(str(artifact.folder / "model.pdmodel"),
-                                  str(artifact.folder / "model.pdiparams"))
-        recipe.apply(config, artifact.folder)
-        return _FloatOutputs(inference.create_predictor(config))
+        try:
+            recipe = TensorRtRecipe(**artifact.settings["recipe"])
+        except (KeyError, TypeError) as exc:
+            raise QuantkitError(f"{artifact.folder}: artifact.json has no TensorRT recipe "
+                                f"({exc}); convert the model again") from None
+        return open_paddle_predictor(artifact.folder / PADDLE_MODEL_FILE,
+                                     artifact.folder / PADDLE_PARAMS_FILE,
+                                     lambda config: recipe.apply(config, artifact.folder))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantkit.calibration.observers import ObserverBase, positive, register_observer
+from quantkit.calibration.observers.base import ObserverBase, positive, register_observer
 from quantkit.errors import QuantkitError
 
 # Ops whose weight's output channels are axis 1 (core utils.py:22 `_channelwise_quant_axis1_ops`):
@@ -142,6 +142,13 @@ class PerChannelAbsMaxObserver(ObserverBase):
     def _scale(self) -> np.ndarray:
         return np.where(self.abs_max > 0.0, self.abs_max, positive(0.0))
 
+    @property
+    def peaks(self) -> np.ndarray:
+        """max |w| per channel as observed, zeros kept (what core stores as weight scales)."""
+        if self.abs_max is None:
+            raise QuantkitError(f"{self._label}: no weight observed")
+        return self.abs_max
+
 
 def hist_threshold(counts: np.ndarray, bin_width: float, percent: float) -> float:
     """Core's `_get_hist_scaling_factor` (lines 1473-1487), vectorised, without its bug.
@@ -166,7 +173,7 @@ def _check_hist_options(bins: int, percent: float) -> None:
         raise QuantkitError(f"hist percent must be in (0, 1], got {percent!r}")
 
 
-@register_observer("hist")
+@register_observer("hist-one-pass")
 class HistObserver(ObserverBase):
     """One-pass `hist`: T = the `percent` quantile of |x|, by bin counts, as core finds it.
 
@@ -255,6 +262,7 @@ class HistObserver(ObserverBase):
         return min(hist_threshold(self.counts, self.bin_width, self.percent), self.abs_max)
 
 
+@register_observer("hist")
 class TwoPassHistObserver(ObserverBase):
     """Core's `hist` exactly: a range pass, then a histogram of |x| over [abs min, abs max].
 

@@ -258,26 +258,24 @@ def _xlogx(v: np.ndarray) -> np.ndarray:
 class KlObserver:
     """KL (entropy) threshold of |x|: histogram while observing, core's KL search at the end.
 
-    One pass (default, `passes = 1`): a histogram of 2048*32 fine bins over [0, top), where
-    `top` starts at the first non-zero max|x| and doubles (merging bin pairs exactly) when a
-    batch exceeds it. `histogram()` merges the fine bins by the smallest integer factor that
-    leaves <= 2048 bins up to the last non-empty one: the KL bins are then less than 6.25%
-    wider than core's max|x|/2048 (width < max|x|/2048 + 2*max|x|/65536) and end within
-    one bin above max|x| (exactly core's grid when the first batch holds the max). The
-    threshold is capped at max|x|. The range starts at 0, so unlike core the threshold stays
-    right when min|x| > 0. Caveat: KL's objective is nearly flat over the sparse top of a
-    histogram, so a slightly different grid can move its minimum far: on 42 synthetic
-    ReLU/normal/Laplace activations the one-pass threshold was equal to core's or within
-    0.1% in about half the cases, and 1-19% away in the rest. Use two passes for core's
-    numbers.
+    Two passes (the default, `two_pass=True`, `passes = 2`; call `end_pass()` after each
+    pass): pass 1 records min|x| and max|x|, pass 2 counts on core's own edges
+    (np.histogram's linspace over [min|x|, max|x|]) exactly as core's np.histogram does, so
+    `scale()` equals core's, quirks included: the threshold ignores the range start min|x|
+    (KLT:144), values outside the pass-1 range are dropped, and an all-zero tensor gives
+    ~0.5 (np.histogram widens an empty range to [-0.5, 0.5]). `from_zero=True` starts the
+    bins at 0 instead: core's resolution without the offset, and ZERO_SCALE for all zeros
+    (as `TwoPassHistObserver`). This is what calibration uses.
 
-    Two passes (`two_pass=True`, `passes = 2`, call `end_pass()` after each pass): pass 1
-    records min|x| and max|x|, pass 2 counts on core's own edges (np.histogram's linspace
-    over [min|x|, max|x|]) exactly as core's np.histogram does, so `scale()` equals core's,
-    quirks included: the threshold ignores the range start min|x| (KLT:144), values outside
-    the pass-1 range are dropped, and an all-zero tensor gives ~0.5 (np.histogram widens an
-    empty range to [-0.5, 0.5]). `from_zero=True` starts the bins at 0 instead: core's
-    resolution without the offset, and ZERO_SCALE for all zeros (as `TwoPassHistObserver`).
+    One pass (`two_pass=False`, `passes = 1`): a histogram of 2048*32 fine bins over
+    [0, top), where `top` starts at the first non-zero max|x| and doubles (merging bin pairs
+    exactly) when a batch exceeds it. `histogram()` merges the fine bins by the smallest
+    integer factor that leaves <= 2048 bins up to the last non-empty one: the KL bins are
+    then less than 6.25% wider than core's max|x|/2048 and end within one bin above max|x|.
+    The threshold is capped at max|x|. Caveat: KL's objective is nearly flat over the sparse
+    top of a histogram, so a slightly different grid can move its minimum far: on 42
+    synthetic ReLU/normal/Laplace activations the one-pass threshold was equal to core's or
+    within 0.1% in about half the cases, and 1-19% away in the rest.
     """
 
     algo = "KL"

@@ -1,42 +1,33 @@
 """Sensitivity analysis and accuracy-budget calibration on checked data sets.
 
 The Python face of `quantkit analyze` and `--max-drop` (calibrate, run): data sets are
-`quantkit.benchmark.evalsets.EvalSet`s (inputs per feed, optional labels), the heavy
-lifting is in `quantkit.calibration.sensitivity` and `quantkit.calibration.budget`.
+`quantkit.data.Dataset`s (inputs per feed, optional labels), the heavy lifting is in
+`quantkit.calibration.sensitivity` and `quantkit.calibration.budget`.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from quantkit.atomic import staged_folder
 from quantkit.calibration import budget
 from quantkit.calibration.config import CalibrationConfig
-from quantkit.calibration.data import FeedBatches
+from quantkit.calibration.driver import DEFAULT_ENGINE, EngineOptions
 from quantkit.calibration.sensitivity import SensitivityReport, analyze
 from quantkit.calibration.session import CalibrationSession
+from quantkit.data import Dataset
 from quantkit.errors import QuantkitError
+from quantkit.files import BUDGET_RECORD, PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE
 from quantkit.model_files import InferenceModel, check_inference_model
 
-BUDGET_RECORD = "budget.json"
 
-
-def data_set_batches(model: InferenceModel, data_set, config: CalibrationConfig) -> FeedBatches:
-    """Calibration batches of `config.batch_size` rows from a checked data set."""
-    size, rows = config.batch_size, data_set.rows
-
-    def batches() -> Iterator[dict]:
-        for start in range(0, rows, size):
-            yield {name: array[start:start + size] for name, array in data_set.inputs.items()}
-
-    return FeedBatches(model.feeds, batches, config.batch_nums)
-
-
-def open_session(model: InferenceModel, calib_set, config: CalibrationConfig,
-                 on_batch: Callable[[], None] | None = None) -> CalibrationSession:
-    return CalibrationSession(model, config, data_set_batches(model, calib_set, config),
-                              on_batch)
+def open_session(model: InferenceModel, calib_set: Dataset, config: CalibrationConfig,
+                 on_batch: Callable[[], None] | None = None,
+                 engine: EngineOptions = DEFAULT_ENGINE) -> CalibrationSession:
+    return CalibrationSession(model, config,
+                              calib_set.reader(model.feeds, config.batch_size,
+                                               config.batch_nums), on_batch, engine)
 
 
 def analyze_model(model_dir, calib_set, eval_set, config: CalibrationConfig,
@@ -53,8 +44,8 @@ def calibrate_within_budget(model_dir, calib_set, eval_set, out_dir, config: Cal
                             max_drop: float, max_trials: int = budget.DEFAULT_MAX_TRIALS,
                             algos=None, model_filename: str | None = None,
                             params_filename: str | None = None,
-                            save_model_filename: str = "model.pdmodel",
-                            save_params_filename: str = "model.pdiparams",
+                            save_model_filename: str = PADDLE_MODEL_FILE,
+                            save_params_filename: str = PADDLE_PARAMS_FILE,
                             on_event: Callable[[str], None] = lambda message: None
                             ) -> budget.BudgetResult:
     """Save the first variant whose drop on `eval_set` is within `max_drop` points.

@@ -12,15 +12,21 @@ import shlex
 import uuid
 from pathlib import Path
 
-from quantkit.benchmark import runner
-from quantkit.benchmark.jobs import read_result
-from quantkit.benchmark.runner import (BENCH_INPUTS, EVAL_INPUTS, EVAL_OUTPUTS, JOB_FILE,
-                                       RESULT_FILE)
+import shutil
 
-_HERE = Path(runner.__file__).resolve().parent
-# The runner is self-contained: runner.py + measure.py run on a host without quantkit.
-RUNNER_SCRIPTS = (_HERE / "runner.py", _HERE / "measure.py")
-OUTPUT_FILES = (RESULT_FILE, EVAL_OUTPUTS)
+import quantkit
+from quantkit.benchmark.jobs import read_result
+from quantkit.files import (ARTIFACT_RECORD, BENCH_INPUTS, EVAL_INPUTS, EVAL_OUTPUTS,
+                            JOB_FILE, JOB_RESULT_FILE)
+
+# The modules a host without quantkit needs to run a Paddle Lite job: the runner and
+# what it imports, shipped as they are (not copies), under the same package paths.
+SHIPPED_MODULES = ("__init__.py", "errors.py", "files.py", "machine.py", "evaluation.py",
+                   "benchmark/__init__.py", "benchmark/measure.py", "benchmark/runner.py",
+                   "targets/__init__.py", "targets/lite_runtime.py")
+PACKAGE_DIR = Path(quantkit.__file__).resolve().parent
+KIT_DIR = "kit"  # beside the job on the host; PYTHONPATH points here
+OUTPUT_FILES = (JOB_RESULT_FILE, EVAL_OUTPUTS)
 PID_FILE = "runner.pid"
 OUTPUT_MARK = "quantkit-output: "
 
@@ -49,17 +55,28 @@ def job_files(job_dir: Path) -> list[Path]:
     if artifact.is_absolute():
         raise RemoteJobError(f"{job_dir / JOB_FILE} points at {artifact} on this machine: "
                              "write remote jobs with write_job(..., embed_artifact=True)")
-    if not (job_dir / artifact / "artifact.json").is_file():
-        raise RemoteJobError(f"embedded artifact {job_dir / artifact} has no artifact.json")
+    if not (job_dir / artifact / ARTIFACT_RECORD).is_file():
+        raise RemoteJobError(f"embedded artifact {job_dir / artifact} has no {ARTIFACT_RECORD}")
     if len(artifact.parts) != 1:
         raise RemoteJobError(f"embedded artifact {artifact} must sit directly in {job_dir}")
     files = [job_dir / JOB_FILE, job_dir / BENCH_INPUTS, job_dir / artifact]
     if (job_dir / EVAL_INPUTS).is_file():
         files.append(job_dir / EVAL_INPUTS)
+    files.append(ship_kit(job_dir))
     missing = [str(path) for path in files if not path.exists()]
     if missing:
         raise RemoteJobError(f"job folder {job_dir} is missing {', '.join(missing)}")
     return files
+
+
+def ship_kit(job_dir: Path) -> Path:
+    """job_dir/kit/quantkit/...: the shipped modules, ready to send beside the job."""
+    kit = job_dir / KIT_DIR
+    for name in SHIPPED_MODULES:
+        target = kit / "quantkit" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PACKAGE_DIR / name, target)
+    return kit
 
 
 def run_name(job_dir: Path) -> str:
@@ -87,10 +104,13 @@ def thread_env(job: dict) -> dict[str, str]:
     return env
 
 
-def runner_script(python: str, remote_dir: str, env: dict[str, str]) -> str:
+def runner_script(python: str, remote_dir: str, env: dict[str, str],
+                  opener: str = "auto") -> str:
     """The POSIX sh line that runs the job in `remote_dir` and says which outputs exist.
 
     `env` names are checked by HostProfile (shell-safe identifiers); values are quoted.
+    The host's own quantkit runs the job where it is installed (opener "quantkit", or
+    "auto"); else the modules shipped in kit/ do (see `_boot`).
 
     The runner runs in the background so its pid can be written down: a timed-out run is
     then killed by pid (dropping the ssh/adb connection does not stop it). The output
@@ -100,10 +120,26 @@ def runner_script(python: str, remote_dir: str, env: dict[str, str]) -> str:
                       for name, value in sorted(env.items()))
     outputs = " ".join(OUTPUT_FILES)
     return (f"cd {shlex.quote(remote_dir)} || exit 97; {exports}"
-            f"{shell_path(python)} runner.py {shlex.quote(remote_dir)} & "
+            f"{shell_path(python)} -c {shlex.quote(boot_code(opener))} {shlex.quote(remote_dir)} & "
             f"echo $! > {PID_FILE}; wait $!; rc=$?; "
             f"for f in {outputs}; do if [ -f \"$f\" ]; then echo \"{OUTPUT_MARK}$f\"; fi; "
             "done; exit $rc")
+
+
+def boot_code(opener: str) -> str:
+    """Python that runs the runner module: with the host's own quantkit where it imports
+    (opener auto or quantkit), else with the modules shipped in kit/ (a board)."""
+    use_kit = (f"[sys.modules.pop(m) for m in list(sys.modules) if m.split('.')[0] == "
+               f"'quantkit']\nsys.path.insert(0, {KIT_DIR!r})")
+    if opener == "paddle-lite":
+        choose = use_kit
+    elif opener == "quantkit":
+        choose = "pass"
+    else:
+        choose = ("try:\n    import quantkit.targets.convert\nexcept ImportError:\n    "
+                  + use_kit.replace("\n", "\n    "))
+    return (f"import runpy, sys\n{choose}\n"
+            "runpy.run_module('quantkit.benchmark.runner', run_name='__main__')")
 
 
 def outputs_listed(stdout: str) -> list[str]:
@@ -153,8 +189,8 @@ def explain_runner_death(returncode: int, stderr: str, python: str, where: str) 
 def remote_run_result(job_dir: Path, returncode: int, stderr: str, python: str,
                       where: str) -> dict:
     """The fetched result.json, or a record of why the remote runner left none."""
-    if (job_dir / RESULT_FILE).is_file():
-        record = json.loads((job_dir / RESULT_FILE).read_text())
+    if (job_dir / JOB_RESULT_FILE).is_file():
+        record = json.loads((job_dir / JOB_RESULT_FILE).read_text())
         if record.get("status") != "ok":
             record["error"] = f"on {where}: {record.get('error') or 'no error text'}"
             record.setdefault("stage", "run")

@@ -13,9 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from quantkit.benchmark import remote_job
-from quantkit.benchmark.hosts import HostProfile
-from quantkit.benchmark.remote_job import RemoteJobError, failed
+from quantkit.benchmark.remote import job as remote_job
+from quantkit.benchmark.remote.hosts import HostProfile
+from quantkit.benchmark.remote.job import RemoteJobError, failed
 
 CLEANUP_TIMEOUT_S = 30.0
 _TRANSFER_MIN_S = 60.0  # a step never gets less, even late in a long job
@@ -149,7 +149,7 @@ class _Session:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise _StepFailed(failed(f"timed out after {self.timeout_s:g} s on "
-                                     f"{self.host.where} before {stage} (raise timeout_s)",
+                                     f"{self.host.where} before {stage} (raise --timeout)",
                                      stage))
         return max(left, floor)
 
@@ -163,7 +163,7 @@ class _Session:
                                      "apt-get install openssh-client)", stage)) from None
         except subprocess.TimeoutExpired:
             raise _StepFailed(failed(f"timed out after {timeout:.0f} s during {stage} on "
-                                     f"{self.host.where} (raise timeout_s)", stage)) from None
+                                     f"{self.host.where} (raise --timeout)", stage)) from None
         if done.returncode == 255:
             reason = classify_ssh_failure(done.stderr, self.host)
             if reason:
@@ -236,7 +236,7 @@ def run_over_ssh(job_dir: Path, host: HostProfile, timeout_s: float) -> dict:
         return failed(f"host '{host.name}' is kind {host.kind!r}, not ssh", "connect")
     job_dir = Path(job_dir)
     try:
-        sources = remote_job.job_files(job_dir) + list(remote_job.RUNNER_SCRIPTS)
+        sources = remote_job.job_files(job_dir)
         env = {**remote_job.thread_env(remote_job.read_job(job_dir)), **host.env}
     except RemoteJobError as exc:
         return failed(str(exc), "prepare")
@@ -253,7 +253,8 @@ def run_over_ssh(job_dir: Path, host: HostProfile, timeout_s: float) -> dict:
     finished = False
     try:
         session.upload(sources, remote_dir)
-        done = session.run(remote_job.runner_script(host.python, remote_dir, env))
+        done = session.run(remote_job.runner_script(host.python, remote_dir, env,
+                                                    host.opener))
         finished = True
         outputs = remote_job.outputs_listed(done.stdout)
         if outputs:

@@ -1,9 +1,10 @@
-"""Turn the three calibration data forms PaddleSlim accepts into one stream of feed dicts.
+"""The calibration data forms PaddleSlim accepts, as one re-iterable stream of checked batches.
 
 PaddleSlim takes a `sample_generator` (one sample per call), a `batch_generator` (one
 batch per call) or a `data_loader` (a `paddle.io.DataLoader` or any callable/iterable of
-batches). Paddle 2.6's core PTQ accepts only a `paddle.io.DataLoader`, so the tutorial's
-own sample generator is rejected there; here every form becomes a `FeedBatches`.
+batches); Paddle 2.6's core PTQ accepts only a `paddle.io.DataLoader`, so the tutorial's
+own sample generator is rejected there. Here every form, and `Dataset.reader()`, becomes
+a `FeedBatches` whose batches passed `check_feeds`.
 """
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from quantkit.data.feeds import FeedSpec, check_feeds
 from quantkit.errors import QuantkitError
-from quantkit.model_files import FeedSpec
 
 
 class FeedBatches:
-    """Re-iterable batches of `{feed name: ndarray}` built from any PaddleSlim data form."""
+    """Re-iterable batches of `{feed name: ndarray}`, each checked against the feeds."""
 
     def __init__(self, feeds: Sequence[FeedSpec], make_batches: Callable[[], Iterable[Any]],
                  batch_nums: int | None):
@@ -32,56 +33,40 @@ class FeedBatches:
             yield self._to_feed(batch, index)
 
     def _to_feed(self, batch: Any, index: int) -> dict[str, np.ndarray]:
+        where = f"calibration batch {index}"
         if isinstance(batch, (list, tuple)) and len(batch) == 1 and isinstance(batch[0], Mapping):
             batch = batch[0]  # a static-mode DataLoader yields one dict per place
         if isinstance(batch, Mapping):
             missing = [f.name for f in self.feeds if f.name not in batch]
             if missing:
-                raise QuantkitError(f"calibration batch {index} has no value for feed "
-                                    f"{', '.join(missing)} (it has {', '.join(map(str, batch))})")
+                raise QuantkitError(f"{where} has no value for feed {', '.join(missing)} (it "
+                                    f"has {', '.join(map(str, batch))})")
             fields = [batch[f.name] for f in self.feeds]
         elif isinstance(batch, (list, tuple)):
             if len(batch) < len(self.feeds):
-                raise QuantkitError(f"calibration batch {index} has {len(batch)} fields, the "
-                                    f"model has {len(self.feeds)} feeds "
+                raise QuantkitError(f"{where} has {len(batch)} fields, the model has "
+                                    f"{len(self.feeds)} feeds "
                                     f"({', '.join(f.name for f in self.feeds)})")
             fields = list(batch[:len(self.feeds)])  # extra fields (labels) are not fed
         else:
             fields = [batch]
-        return {feed.name: _fit_to_feed(np.asarray(_to_numpy(value)), feed, index)
-                for feed, value in zip(self.feeds, fields)}
+        arrays = {feed.name: _unflatten(np.asarray(_to_numpy(value)), feed)
+                  for feed, value in zip(self.feeds, fields)}
+        return check_feeds(arrays, self.feeds, where)
 
 
 def _to_numpy(value: Any) -> Any:
     return value.numpy() if hasattr(value, "numpy") and not isinstance(value, np.ndarray) else value
 
 
-def _fit_to_feed(array: np.ndarray, feed: FeedSpec, index: int) -> np.ndarray:
-    """Cast to the feed's dtype and reshape flat samples (e.g. MNIST's 784) to its shape.
-
-    Refuses what would silently calibrate on garbage: a lossy kind change (floats into an
-    integer feed, text, objects) and NaN/Inf values, naming the batch and the feed.
-    """
-    if array.dtype != np.dtype(feed.dtype) and not np.can_cast(array.dtype, feed.dtype,
-                                                                 casting="same_kind"):
-        raise QuantkitError(f"calibration batch {index} for feed '{feed.name}' has dtype "
-                            f"{array.dtype}, the model expects {feed.dtype} (shape "
-                            f"{list(array.shape)}, the model's {list(feed.shape)})")
-    array = array.astype(feed.dtype, copy=False)
-    if array.dtype.kind == "f" and array.size and not np.isfinite(array).all():
-        bad = np.argwhere(~np.isfinite(array))[0]
-        what = "NaN" if np.isnan(array).any() else "Inf"
-        raise QuantkitError(f"calibration batch {index} for feed '{feed.name}' contains {what} "
-                            f"(first at index {tuple(int(i) for i in bad)}); calibration "
-                            "needs finite inputs")
+def _unflatten(array: np.ndarray, feed: FeedSpec) -> np.ndarray:
+    """Flat samples (MNIST's 784 per row, as PaddleSlim's readers give them) to the feed's
+    shape; anything else is left for the checker to judge."""
     sample_shape = feed.shape[1:]
-    if len(sample_shape) and all(d > 0 for d in sample_shape) and array.shape[1:] != sample_shape:
-        per_sample = int(np.prod(sample_shape))
-        if array.ndim >= 1 and array.size == array.shape[0] * per_sample:
-            array = array.reshape((array.shape[0], *sample_shape))
-        else:
-            raise QuantkitError(f"calibration batch {index} for feed '{feed.name}' has shape "
-                                f"{list(array.shape)}, the model expects {list(feed.shape)}")
+    if (len(sample_shape) and all(d > 0 for d in sample_shape) and array.ndim >= 1
+            and array.shape[1:] != sample_shape
+            and array.size == array.shape[0] * int(np.prod(sample_shape))):
+        return array.reshape((array.shape[0], *sample_shape))
     return array
 
 
@@ -97,11 +82,6 @@ def from_sample_generator(feeds: Sequence[FeedSpec], sample_generator: Callable[
                 yield [np.stack([np.asarray(s[i]) for s in pending]) for i in range(len(feeds))]
                 pending = []
     return FeedBatches(feeds, batches, batch_nums)
-
-
-def from_batch_generator(feeds: Sequence[FeedSpec], batch_generator: Callable[[], Iterable],
-                         batch_nums: int | None) -> FeedBatches:
-    return FeedBatches(feeds, batch_generator, batch_nums)
 
 
 def from_data_loader(feeds: Sequence[FeedSpec], data_loader: Any,
@@ -129,12 +109,8 @@ def choose_source(feeds: Sequence[FeedSpec], *, sample_generator=None, batch_gen
     if len(given) != 1:
         raise QuantkitError("pass exactly one of sample_generator, batch_generator or "
                             f"data_loader (got {', '.join(given) or 'none'})")
-    if batch_size < 1:
-        raise QuantkitError(f"batch_size must be >= 1, got {batch_size}")
-    if batch_nums is not None and batch_nums < 1:
-        raise QuantkitError(f"batch_nums must be >= 1 or None, got {batch_nums}")
     if sample_generator is not None:
         return from_sample_generator(feeds, sample_generator, batch_size, batch_nums)
     if batch_generator is not None:
-        return from_batch_generator(feeds, batch_generator, batch_nums)
+        return FeedBatches(feeds, batch_generator, batch_nums)
     return from_data_loader(feeds, data_loader, batch_nums)

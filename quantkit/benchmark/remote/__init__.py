@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quantkit.benchmark.hosts import HostProfile
-from quantkit.benchmark.remote_job import failed
+from quantkit.benchmark.remote.hosts import HostProfile
+from quantkit.benchmark.remote.job import failed
 
 
 def run_remote(job_dir: Path, host: HostProfile, timeout_s: float) -> dict:
@@ -14,11 +14,11 @@ def run_remote(job_dir: Path, host: HostProfile, timeout_s: float) -> dict:
     naming it, so the other targets' results are kept.
     """
     if host.kind == "ssh":
-        from quantkit.benchmark.ssh import run_over_ssh
+        from quantkit.benchmark.remote.ssh import run_over_ssh
 
         return run_over_ssh(Path(job_dir), host, timeout_s)
     if host.kind == "adb":
-        from quantkit.benchmark.adb import run_over_adb
+        from quantkit.benchmark.remote.adb import run_over_adb
 
         return run_over_adb(Path(job_dir), host, timeout_s)
     return failed(f"host '{host.name}' has unknown kind {host.kind!r}", "prepare")

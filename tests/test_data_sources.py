@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import quantkit  # noqa: F401  (before anything that may import paddle: zlib order)
-from quantkit.benchmark.evalsets import EvalSet, check_label_range, load_eval_set
+from quantkit.data import Dataset, check_label_range
+from quantkit.data.sources import load_dataset
 from quantkit.errors import QuantkitError
-from quantkit.model_files import FeedSpec
+from quantkit.data import FeedSpec
 
 IMAGE = FeedSpec("image", (-1, 1, 28, 28), "float32")
 PAIR = (FeedSpec("dense", (-1, 3), "float32"), FeedSpec("ids", (-1, 5), "int64"))
@@ -38,8 +39,8 @@ def _png(path: Path, value, size=(10, 12), mode: str = "L") -> None:
 def test_npz_by_feed_name_is_cast_and_labels_flattened(tmp_path):
     images = _images().astype(np.float64)
     labels = np.array([[0], [1], [2], [3], [4], [5]])
-    eval_set = load_eval_set(_npz(tmp_path, image=images, labels=labels), [IMAGE])
-    assert isinstance(eval_set, EvalSet) and eval_set.rows == 6
+    eval_set = load_dataset(_npz(tmp_path, image=images, labels=labels), [IMAGE])
+    assert isinstance(eval_set, Dataset) and eval_set.rows == 6
     assert eval_set.name == "eval" and eval_set.source == str(tmp_path / "eval.npz")
     assert eval_set.inputs["image"].dtype == np.float32
     np.testing.assert_array_equal(eval_set.inputs["image"], images.astype(np.float32))
@@ -53,7 +54,7 @@ def test_npz_aliases_for_a_one_feed_model(tmp_path, input_key, label_key):
     arrays = {input_key: _images()}
     if label_key:
         arrays[label_key] = np.arange(6, dtype=np.int32)
-    eval_set = load_eval_set(_npz(tmp_path, **arrays), [IMAGE])
+    eval_set = load_dataset(_npz(tmp_path, **arrays), [IMAGE])
     assert list(eval_set.inputs) == ["image"]
     assert (eval_set.labels is None) == (label_key is None)
 
@@ -62,7 +63,7 @@ def test_npz_multi_feed_casts_integers_and_float_labels_that_are_whole(tmp_path)
     path = _npz(tmp_path, dense=np.ones((4, 3), np.float32),
                 ids=np.arange(20, dtype=np.int32).reshape(4, 5),
                 labels=np.array([1.0, 0.0, 2.0, 1.0]))
-    eval_set = load_eval_set(path, PAIR)
+    eval_set = load_dataset(path, PAIR)
     assert eval_set.inputs["ids"].dtype == np.int64
     assert eval_set.labels.dtype == np.int64 and eval_set.labels.tolist() == [1, 0, 2, 1]
 
@@ -70,26 +71,26 @@ def test_npz_multi_feed_casts_integers_and_float_labels_that_are_whole(tmp_path)
 def test_npz_unknown_keys_list_found_and_expected(tmp_path):
     with pytest.raises(QuantkitError, match=r"holds arrays 'pixels', 'target'; expected "
                                             r"'image' \(or one of 'x'"):
-        load_eval_set(_npz(tmp_path, pixels=_images(), target=np.zeros(6)), [IMAGE])
+        load_dataset(_npz(tmp_path, pixels=_images(), target=np.zeros(6)), [IMAGE])
     with pytest.raises(QuantkitError, match=r"'image', 'extra'; expected 'image'"):
-        load_eval_set(_npz(tmp_path, image=_images(), extra=np.zeros(6)), [IMAGE])
+        load_dataset(_npz(tmp_path, image=_images(), extra=np.zeros(6)), [IMAGE])
     with pytest.raises(QuantkitError, match=r"expected 'dense', 'ids' for"):
-        load_eval_set(_npz(tmp_path, x=np.ones((4, 3))), PAIR)  # no alias with two feeds
+        load_dataset(_npz(tmp_path, x=np.ones((4, 3))), PAIR)  # no alias with two feeds
 
 
 def test_npz_that_is_not_an_archive_names_the_file(tmp_path):
     path = tmp_path / "broken.npz"
     path.write_bytes(b"not a zip file")
     with pytest.raises(QuantkitError, match="broken.npz is not a readable .npz"):
-        load_eval_set(path, [IMAGE])
+        load_dataset(path, [IMAGE])
 
 
 def test_missing_and_unsupported_specs(tmp_path):
     with pytest.raises(QuantkitError, match="eval set not found: .*nowhere.npz"):
-        load_eval_set(tmp_path / "nowhere.npz", [IMAGE])
+        load_dataset(tmp_path / "nowhere.npz", [IMAGE])
     (tmp_path / "data.csv").write_text("1,2\n")
     with pytest.raises(QuantkitError, match=r"data.csv: unsupported file type '.csv'"):
-        load_eval_set(tmp_path / "data.csv", [IMAGE])
+        load_dataset(tmp_path / "data.csv", [IMAGE])
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -97,40 +98,48 @@ def test_missing_and_unsupported_specs(tmp_path):
 @pytest.mark.parametrize("shape", [(6, 784), (6, 3, 28, 28), (6, 1, 32, 32)])
 def test_shape_mismatch_names_feed_and_both_shapes(tmp_path, shape):
     path = _npz(tmp_path, x=np.zeros(shape, np.float32))
-    expected = r"feed 'image': .* gives shape \[" + ", ".join(map(str, shape)) + \
-        r"\] but the model expects \[-1, 1, 28, 28\]"
+    expected = r"input 'image' has shape \[" + ", ".join(map(str, shape)) + \
+        r"\], the model expects \[-1, 1, 28, 28\]"
     with pytest.raises(QuantkitError, match=expected):
-        load_eval_set(path, [IMAGE])
+        load_dataset(path, [IMAGE])
 
 
 def test_dynamic_axes_match_anything_and_batch_axis_is_rows(tmp_path):
     dynamic = FeedSpec("image", (-1, 1, -1, -1), "float32")
-    assert load_eval_set(_npz(tmp_path, x=np.zeros((3, 1, 5, 7), np.float32)),
+    assert load_dataset(_npz(tmp_path, x=np.zeros((3, 1, 5, 7), np.float32)),
                          [dynamic]).rows == 3
     batch_one = FeedSpec("image", (1, 1, 28, 28), "float32")  # exported with batch 1
-    assert load_eval_set(_npz(tmp_path, x=_images(4)), [batch_one]).rows == 4
+    assert load_dataset(_npz(tmp_path, x=_images(4)), [batch_one]).rows == 4
 
 
-def test_dtype_mismatch_names_feed_and_both_dtypes(tmp_path):
-    with pytest.raises(QuantkitError, match=r"feed 'image': .* gives uint8 data but the model "
-                                            r"expects float32 \(scale"):
-        load_eval_set(_npz(tmp_path, x=np.zeros((2, 1, 28, 28), np.uint8)), [IMAGE])
-    with pytest.raises(QuantkitError, match=r"feed 'ids': .* gives float32 data but the model "
-                                            r"expects int64"):
-        load_eval_set(_npz(tmp_path, dense=np.ones((2, 3), np.float32),
-                           ids=np.ones((2, 5), np.float32)), PAIR)
+def test_dtypes_follow_the_one_set_of_input_rules(tmp_path):
+    """The data layer's rules (quantkit.data.feeds), as for calibration batches and
+    requests: integers widen into a float feed, whole-number floats fit an integer feed,
+    fractions, out-of-range integers and bools into numbers are refused, naming the input."""
+    pixels = load_dataset(_npz(tmp_path, x=np.full((2, 1, 28, 28), 7, np.uint8)), [IMAGE])
+    assert pixels.inputs["image"].dtype == np.float32 and pixels.inputs["image"].max() == 7
+    ids = load_dataset(_npz(tmp_path, dense=np.ones((2, 3), np.float32),
+                            ids=np.ones((2, 5), np.float32)), PAIR)
+    assert ids.inputs["ids"].dtype == np.int64
+    with pytest.raises(QuantkitError, match=r"input 'ids' is int64: it takes whole numbers, "
+                                            r"got 1.5"):
+        load_dataset(_npz(tmp_path, dense=np.ones((2, 3), np.float32),
+                          ids=np.full((2, 5), 1.5, np.float32)), PAIR)
     narrow = FeedSpec("ids", (-1, 2), "int32")
-    with pytest.raises(QuantkitError, match=r"feed 'ids': .*values 0..4294967296 .* int32"):
-        load_eval_set(_npz(tmp_path, x=np.array([[0, 2 ** 32]], np.int64)), [narrow])
+    with pytest.raises(QuantkitError, match=r"input 'ids' holds values 0..4294967296 outside "
+                                            r"the int32 range"):
+        load_dataset(_npz(tmp_path, x=np.array([[0, 2 ** 32]], np.int64)), [narrow])
+    with pytest.raises(QuantkitError, match=r"input 'image' holds true/false values"):
+        load_dataset(_npz(tmp_path, x=np.zeros((2, 1, 28, 28), bool)), [IMAGE])
 
 
 def test_row_counts_must_agree(tmp_path):
-    with pytest.raises(QuantkitError, match=r"row counts differ \(feed 'dense' has 4, "
-                                            r"feed 'ids' has 3\)"):
-        load_eval_set(_npz(tmp_path, dense=np.ones((4, 3), np.float32),
+    with pytest.raises(QuantkitError, match=r"row counts differ \(input 'dense' has 4, "
+                                            r"input 'ids' has 3\)"):
+        load_dataset(_npz(tmp_path, dense=np.ones((4, 3), np.float32),
                            ids=np.ones((3, 5), np.int64)), PAIR)
-    with pytest.raises(QuantkitError, match=r"feed 'image' has 6, labels has 5"):
-        load_eval_set(_npz(tmp_path, x=_images(), y=np.zeros(5, np.int64)), [IMAGE])
+    with pytest.raises(QuantkitError, match=r"input 'image' has 6, labels has 5"):
+        load_dataset(_npz(tmp_path, x=_images(), y=np.zeros(5, np.int64)), [IMAGE])
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -138,15 +147,16 @@ def test_non_finite_inputs_name_feed_and_first_bad_row(tmp_path, bad):
     images = _images()
     images[2, 0, 5, 5] = bad
     images[4, 0, 0, 0] = bad
-    with pytest.raises(QuantkitError, match=r"feed 'image': .* NaN or Inf in row 2 and 1 more"):
-        load_eval_set(_npz(tmp_path, x=images), [IMAGE])
+    with pytest.raises(QuantkitError, match=r"input 'image' contains (NaN|Inf) in row 2 and 1 "
+                                            r"more row"):
+        load_dataset(_npz(tmp_path, x=images), [IMAGE])
 
 
 def test_float64_beyond_float32_overflows_and_is_caught(tmp_path):
     images = _images().astype(np.float64)
     images[3, 0, 0, 0] = 1e39
-    with pytest.raises(QuantkitError, match=r"row 3 \(after casting to float32\)"):
-        load_eval_set(_npz(tmp_path, x=images), [IMAGE])
+    with pytest.raises(QuantkitError, match=r"Inf in row 3 \(a value too large for float32\)"):
+        load_dataset(_npz(tmp_path, x=images), [IMAGE])
 
 
 @pytest.mark.parametrize("labels, message", [
@@ -158,28 +168,28 @@ def test_float64_beyond_float32_overflows_and_is_caught(tmp_path):
 ])
 def test_bad_labels_are_refused(tmp_path, labels, message):
     with pytest.raises(QuantkitError, match=message):
-        load_eval_set(_npz(tmp_path, x=_images(), labels=labels), [IMAGE])
+        load_dataset(_npz(tmp_path, x=_images(), labels=labels), [IMAGE])
 
 
 def test_zero_rows_and_bad_limits(tmp_path):
     with pytest.raises(QuantkitError, match="has zero rows"):
-        load_eval_set(_npz(tmp_path, x=np.zeros((0, 1, 28, 28), np.float32)), [IMAGE])
+        load_dataset(_npz(tmp_path, x=np.zeros((0, 1, 28, 28), np.float32)), [IMAGE])
     for limit in (0, -1, 2.5):
-        with pytest.raises(QuantkitError, match="eval limit must be a positive"):
-            load_eval_set(_npz(tmp_path, x=_images()), [IMAGE], limit=limit)
+        with pytest.raises(QuantkitError, match="--eval-limit must be a positive"):
+            load_dataset(_npz(tmp_path, x=_images()), [IMAGE], limit=limit)
 
 
 def test_limit_takes_the_first_rows_and_skips_bad_ones_beyond(tmp_path):
     images = _images()
     images[5] = np.nan  # outside the limit: never fed, so not an error
-    eval_set = load_eval_set(_npz(tmp_path, x=images, y=np.arange(6)), [IMAGE], limit=3)
+    eval_set = load_dataset(_npz(tmp_path, x=images, y=np.arange(6)), [IMAGE], limit=3)
     assert eval_set.rows == 3 and eval_set.labels.tolist() == [0, 1, 2]
     np.testing.assert_array_equal(eval_set.inputs["image"], images[:3])
 
 
 def test_mean_std_are_refused_for_npz(tmp_path):
     with pytest.raises(QuantkitError, match="--mean/--std apply to image folders only"):
-        load_eval_set(_npz(tmp_path, x=_images()), [IMAGE], mean=0.5, std=0.5)
+        load_dataset(_npz(tmp_path, x=_images()), [IMAGE], mean=0.5, std=0.5)
 
 
 def test_check_label_range_names_largest_label():
@@ -193,23 +203,23 @@ def test_check_label_range_names_largest_label():
 
 def test_fingerprint_is_stable_and_sensitive(tmp_path):
     images, labels = _images(), np.arange(6)
-    first = load_eval_set(_npz(tmp_path, "a.npz", x=images, y=labels), [IMAGE])
-    again = load_eval_set(_npz(tmp_path, "b.npz", image=images.astype(np.float64),
+    first = load_dataset(_npz(tmp_path, "a.npz", x=images, y=labels), [IMAGE])
+    again = load_dataset(_npz(tmp_path, "b.npz", image=images.astype(np.float64),
                                labels=labels.astype(np.int32)), [IMAGE])
     assert first.fingerprint == again.fingerprint  # same rows after the cast to the feeds
     assert first.fingerprint.startswith("sha256:") and len(first.fingerprint) == 7 + 64
     changed = images.copy()
     changed[4, 0, 27, 3] += 0.01  # one pixel
-    assert load_eval_set(_npz(tmp_path, "c.npz", x=changed, y=labels), [IMAGE]).fingerprint \
+    assert load_dataset(_npz(tmp_path, "c.npz", x=changed, y=labels), [IMAGE]).fingerprint \
         != first.fingerprint
-    relabelled = load_eval_set(_npz(tmp_path, "d.npz", x=images, y=labels[::-1]), [IMAGE])
+    relabelled = load_dataset(_npz(tmp_path, "d.npz", x=images, y=labels[::-1]), [IMAGE])
     assert relabelled.fingerprint != first.fingerprint
-    unlabelled = load_eval_set(_npz(tmp_path, "e.npz", x=images), [IMAGE])
+    unlabelled = load_dataset(_npz(tmp_path, "e.npz", x=images), [IMAGE])
     assert unlabelled.fingerprint != first.fingerprint
 
 
 def test_describe_is_what_results_json_records(tmp_path):
-    eval_set = load_eval_set(_npz(tmp_path, x=_images(), y=np.arange(6)), [IMAGE])
+    eval_set = load_dataset(_npz(tmp_path, x=_images(), y=np.arange(6)), [IMAGE])
     described = eval_set.describe()
     assert described == {"name": "eval", "source": str(tmp_path / "eval.npz"), "rows": 6,
                          "labelled": True, "shapes": {"image": [6, 1, 28, 28]},
@@ -227,13 +237,13 @@ def test_folder_two_classes_values_after_mean_std(tmp_path):
         _png(tmp_path / "set" / "cat" / f"{index}.png", 0)
         _png(tmp_path / "set" / "dog" / f"{index}.png", 255)
     (tmp_path / "set" / "dog" / "notes.txt").write_text("not an image, ignored")
-    eval_set = load_eval_set(tmp_path / "set", [IMAGE], mean=0.5, std=0.5)
+    eval_set = load_dataset(tmp_path / "set", [IMAGE], mean=0.5, std=0.5)
     images = eval_set.inputs["image"]
     assert images.shape == (6, 1, 28, 28) and images.dtype == np.float32
     assert eval_set.labels.tolist() == [0, 1, 0, 1, 0, 1]  # sorted names, classes interleaved
     assert np.all(images[0::2] == -1.0) and np.all(images[1::2] == 1.0)
     assert eval_set.name == "set"
-    limited = load_eval_set(tmp_path / "set", [IMAGE], limit=2)
+    limited = load_dataset(tmp_path / "set", [IMAGE], limit=2)
     assert limited.labels.tolist() == [0, 1]  # every class in the first rows
     assert np.all(limited.inputs["image"][1] == 1.0)  # no mean/std: [0, 1]
 
@@ -241,7 +251,7 @@ def test_folder_two_classes_values_after_mean_std(tmp_path):
 def test_folder_with_integer_class_names_uses_them(tmp_path):
     _png(tmp_path / "set" / "7" / "a.png", 128)
     _png(tmp_path / "set" / "3" / "b.jpg", 128)
-    eval_set = load_eval_set(tmp_path / "set", [IMAGE])
+    eval_set = load_dataset(tmp_path / "set", [IMAGE])
     assert sorted(eval_set.labels.tolist()) == [3, 7]
 
 
@@ -255,7 +265,7 @@ def test_folder_rgb_per_channel_mean_std_and_grey_converted(tmp_path):
     (tmp_path / "set" / "a").mkdir(parents=True)
     Image.fromarray(pixels, "RGB").save(tmp_path / "set" / "a" / "halves.png")
     _png(tmp_path / "set" / "b" / "grey.bmp", 102, size=(8, 8))  # L image into RGB feed
-    eval_set = load_eval_set(tmp_path / "set", [rgb], mean=[0.5, 0.0, 0.2], std=[0.5, 1.0, 0.1])
+    eval_set = load_dataset(tmp_path / "set", [rgb], mean=[0.5, 0.0, 0.2], std=[0.5, 1.0, 0.1])
     images = eval_set.inputs["pixels"]
     assert images.shape == (2, 3, 8, 8)
     expected = np.empty((3, 8, 8), np.float32)  # NCHW: one plane per channel
@@ -264,9 +274,9 @@ def test_folder_rgb_per_channel_mean_std_and_grey_converted(tmp_path):
     np.testing.assert_allclose(images[0], expected, atol=1e-5)
     np.testing.assert_allclose(images[1, :, 4, 4], [-0.2, 0.4, 2.0], atol=1e-5)
     with pytest.raises(QuantkitError, match="--mean needs 1 or 3 values"):
-        load_eval_set(tmp_path / "set", [rgb], mean=[0.5, 0.5], std=0.5)
+        load_dataset(tmp_path / "set", [rgb], mean=[0.5, 0.5], std=0.5)
     with pytest.raises(QuantkitError, match="--std values must be positive"):
-        load_eval_set(tmp_path / "set", [rgb], std=0)
+        load_dataset(tmp_path / "set", [rgb], std=0)
 
 
 def test_folder_resizes_bilinear(tmp_path):
@@ -275,7 +285,7 @@ def test_folder_resizes_bilinear(tmp_path):
     gradient = np.tile(np.arange(0, 256, 16, dtype=np.uint8), (16, 1))  # 16x16, left to right
     (tmp_path / "set" / "a").mkdir(parents=True)
     Image.fromarray(gradient, "L").save(tmp_path / "set" / "a" / "g.png")
-    image = load_eval_set(tmp_path / "set", [IMAGE]).inputs["image"][0, 0]
+    image = load_dataset(tmp_path / "set", [IMAGE]).inputs["image"][0, 0]
     expected = np.asarray(Image.fromarray(gradient, "L").resize((28, 28), Image.BILINEAR),
                           dtype=np.float32) / 255.0
     np.testing.assert_allclose(image, expected, atol=1e-6)
@@ -286,19 +296,19 @@ def test_unreadable_image_is_named(tmp_path):
     _png(tmp_path / "set" / "a" / "good.png", 10)
     (tmp_path / "set" / "a" / "broken.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(QuantkitError, match=r"cannot read image .*broken.png"):
-        load_eval_set(tmp_path / "set", [IMAGE])
+        load_dataset(tmp_path / "set", [IMAGE])
 
 
 def test_empty_and_flat_folders_are_explained(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(QuantkitError, match="eval folder .*empty is empty"):
-        load_eval_set(tmp_path / "empty", [IMAGE])
+    with pytest.raises(QuantkitError, match="eval set folder .*empty is empty"):
+        load_dataset(tmp_path / "empty", [IMAGE])
     _png(tmp_path / "flat" / "a.png", 10)
     with pytest.raises(QuantkitError, match="holds images but no class sub-folders"):
-        load_eval_set(tmp_path / "flat", [IMAGE])
+        load_dataset(tmp_path / "flat", [IMAGE])
     (tmp_path / "hollow" / "cat").mkdir(parents=True)
     with pytest.raises(QuantkitError, match="no images in them"):
-        load_eval_set(tmp_path / "hollow", [IMAGE])
+        load_dataset(tmp_path / "hollow", [IMAGE])
 
 
 @pytest.mark.parametrize("feeds, message", [
@@ -312,7 +322,7 @@ def test_empty_and_flat_folders_are_explained(tmp_path):
 def test_folder_refused_for_feeds_it_cannot_fill(tmp_path, feeds, message):
     _png(tmp_path / "set" / "a" / "x.png", 10)
     with pytest.raises(QuantkitError, match=message):
-        load_eval_set(tmp_path / "set", feeds)
+        load_dataset(tmp_path / "set", feeds)
 
 
 # --- MNIST -----------------------------------------------------------------------------------
@@ -321,7 +331,7 @@ def test_mnist_for_the_real_test_model():
     from quantkit.model_files import check_inference_model
 
     feeds = check_inference_model(REPO / "tests" / "data" / "paddle3").feeds
-    eval_set = load_eval_set("mnist", feeds, limit=500)
+    eval_set = load_dataset("mnist", feeds, limit=500)
     images = eval_set.inputs["image"]
     assert images.shape == (500, 1, 28, 28) and images.dtype == np.float32
     assert images.min() == -1.0 and images.max() == 1.0
@@ -331,8 +341,8 @@ def test_mnist_for_the_real_test_model():
     from quantkit.datasets import mnist
 
     np.testing.assert_array_equal(eval_set.labels, mnist.load("test", 500).labels[:, 0])
-    train = load_eval_set("mnist-train", feeds, limit=10)
-    assert train.rows == 10 and train.fingerprint != load_eval_set("mnist", feeds,
+    train = load_dataset("mnist-train", feeds, limit=10)
+    assert train.rows == 10 and train.fingerprint != load_dataset("mnist", feeds,
                                                                    limit=10).fingerprint
 
 
@@ -345,9 +355,9 @@ def test_mnist_for_the_real_test_model():
 def test_mnist_refused_for_incompatible_feeds(feeds):
     with pytest.raises(QuantkitError, match=r"eval set 'mnist' gives images \[N, 1, 28, 28\].*"
                                             r"feeds are 'data' \[-1, "):
-        load_eval_set("mnist", feeds, limit=5)
+        load_dataset("mnist", feeds, limit=5)
 
 
 def test_mnist_refuses_mean_std():
     with pytest.raises(QuantkitError, match="already normalised"):
-        load_eval_set("mnist", [IMAGE], mean=0.5)
+        load_dataset("mnist", [IMAGE], mean=0.5)

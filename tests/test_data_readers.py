@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quantkit.calibration.data import choose_source
+from quantkit.data.readers import choose_source
 from quantkit.errors import QuantkitError
-from quantkit.model_files import FeedSpec
+from quantkit.data import FeedSpec
 
 FEEDS = (FeedSpec("image", (-1, 1, 28, 28), "float32"),)
 
@@ -56,8 +56,9 @@ def test_wrong_shape_names_the_feed_and_both_shapes():
     def bad():
         yield np.zeros((2, 3, 32, 32))
 
-    with pytest.raises(QuantkitError, match=r"feed 'image' has shape \[2, 3, 32, 32\], "
-                                            r"the model expects \[-1, 1, 28, 28\]"):
+    with pytest.raises(QuantkitError, match=r"calibration batch 0: input 'image' has shape "
+                                            r"\[2, 3, 32, 32\], the model expects "
+                                            r"\[-1, 1, 28, 28\]"):
         list(choose_source(FEEDS, batch_generator=bad))
 
 

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from quantkit.benchmark import remote_job
-from quantkit.benchmark.hosts import HostProfile
-from quantkit.benchmark.remote_job import RemoteJobError, failed
-from quantkit.benchmark.runner import (BENCH_INPUTS, EVAL_INPUTS, EVAL_OUTPUTS, RESULT_FILE,
-                                       write_result)
+from quantkit.benchmark.remote import job as remote_job
+from quantkit.benchmark.remote.hosts import HostProfile
+from quantkit.benchmark.remote.job import RemoteJobError, failed
+from quantkit.benchmark.runner import write_result
+from quantkit.files import ARTIFACT_RECORD, BENCH_INPUTS, EVAL_INPUTS, EVAL_OUTPUTS, JOB_RESULT_FILE
 
 ADB = "adb"
 BENCHMARK_BIN_TIMING = ("benchmark_bin: predictor->Run() only, inputs all 1.0 set once "
@@ -188,10 +188,11 @@ def build_plan(job_dir: Path, host: HostProfile, run_name: str) -> AdbPlan:
     if host.benchmark_bin:
         return _benchmark_bin_plan(job_dir, job, host, remote_dir, mkdir, cleanup,
                                    batch_sizes)
-    files = remote_job.job_files(job_dir) + list(remote_job.RUNNER_SCRIPTS)
+    files = remote_job.job_files(job_dir)
     env = {**remote_job.thread_env(job), **host.env}
-    run = _adb(host, "shell", remote_job.runner_script(host.python, remote_dir, env))
-    pulls = [_adb(host, "pull", f"{remote_dir}/{RESULT_FILE}", str(job_dir / RESULT_FILE))]
+    run = _adb(host, "shell", remote_job.runner_script(host.python, remote_dir, env,
+                                                       host.opener))
+    pulls = [_adb(host, "pull", f"{remote_dir}/{JOB_RESULT_FILE}", str(job_dir / JOB_RESULT_FILE))]
     if (job_dir / EVAL_INPUTS).is_file():
         pulls.append(_adb(host, "pull", f"{remote_dir}/{EVAL_OUTPUTS}",
                           str(job_dir / EVAL_OUTPUTS)))
@@ -207,7 +208,7 @@ def _benchmark_bin_plan(job_dir: Path, job: dict, host: HostProfile, remote_dir:
                         batch_sizes: tuple[int, ...]) -> AdbPlan:
     artifact_ref = Path(job["artifact"])
     artifact_dir = artifact_ref if artifact_ref.is_absolute() else job_dir / artifact_ref
-    record = json.loads((artifact_dir / "artifact.json").read_text())
+    record = json.loads((artifact_dir / ARTIFACT_RECORD).read_text())
     if record.get("backend") != "paddle-lite":
         raise RemoteJobError(f"benchmark_bin on host '{host.name}' runs Paddle Lite .nb "
                              f"files only; {artifact_dir} is a {record.get('backend')} "

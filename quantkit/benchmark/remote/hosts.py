@@ -7,13 +7,14 @@ machine's address, key and interpreter are facts about the lab, not about the mo
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from quantkit.errors import QuantkitError
+from quantkit.names import check_name
+from quantkit.suggest import did_you_mean, refuse_unknown_keys
 
 KINDS = ("ssh", "adb")
 OPENERS = ("auto", "paddle-lite", "quantkit")
@@ -133,16 +134,12 @@ _STRINGS = ("kind", "description", "address", "user", "python", "workdir", "open
 def host_from_dict(name: str, data: Mapping[str, Any], source: str = "",
                    base_dir: Path | None = None) -> HostProfile:
     """Validate one `[hosts.NAME]` table; relative key paths are relative to `base_dir`."""
+    check_name(name, "host name", source or "the hosts file")
     where = f"host '{name}'" + (f" in {source}" if source else "")
     if not isinstance(data, Mapping):
         raise QuantkitError(f"{where} must be a table ([hosts.{name}]), not "
                             f"{type(data).__name__}")
-    for key in data:
-        if key not in _FIELDS:
-            close = difflib.get_close_matches(key, sorted(_FIELDS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise QuantkitError(f"unknown key '{key}' for {where}{hint}; known keys: "
-                                f"{', '.join(sorted(_FIELDS))}")
+    refuse_unknown_keys(data, _FIELDS, "key", f" for {where}")
     if "kind" not in data:
         raise QuantkitError(f"{where} has no 'kind' (one of {', '.join(KINDS)})")
     values = dict(data)
@@ -211,9 +208,7 @@ def find_host(name: str, hosts_file: str | Path | None = None) -> HostProfile:
                                 "hosts.example.toml to one of them, or pass --hosts FILE)")
     hosts = load_hosts(hosts_file)
     if name not in hosts:
-        close = difflib.get_close_matches(name, sorted(hosts), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
         known = ", ".join(sorted(hosts)) or "none"
-        raise QuantkitError(f"unknown host '{name}' in {hosts_file}{hint}; known hosts: "
-                            f"{known}")
+        raise QuantkitError(f"unknown host '{name}' in {hosts_file}"
+                            f"{did_you_mean(name, hosts)}; known hosts: {known}")
     return hosts[name]
