@@ -42,17 +42,27 @@ class RunSettings:
     max_trials: int = DEFAULT_MAX_TRIALS
 
 
-def run(model_dir: Path, calib_set: Dataset | None, targets: Sequence[str], out_dir: Path,
-        eval_set: Dataset | None = None, settings: RunSettings = RunSettings(), remote=None,
-        model_filename: str | None = None, params_filename: str | None = None,
-        force: bool = False, on_event: Callable[[str], None] = lambda message: None,
-        on_calibration_batch: Callable[[], None] = lambda: None,
-        package_bundles: bool = False) -> BenchResults:
-    """Calibrate `model_dir` on `calib_set`, convert for `targets`, benchmark, report.
+@dataclass
+class PreparedRun:
+    """A run folder after calibration and conversion: what the benchmarks will measure."""
 
-    With `package_bundles`, also a release bundle per converted target in `bundles/`.
+    out_dir: Path
+    model: object  # model_files.InferenceModel
+    artifacts: list[Path]  # one folder per target that converted (the reference included)
+    failures: list[BenchRecord]  # conversions that failed, as records
+    reference: Path | None  # the FP32 reference artifact, if it converted
+    targets: tuple[str, ...]
+
+
+def prepare(model_dir: Path, calib_set: Dataset | None, targets: Sequence[str], out_dir: Path,
+            eval_set: Dataset | None = None, settings: RunSettings = RunSettings(),
+            model_filename: str | None = None, params_filename: str | None = None,
+            force: bool = False, on_event: Callable[[str], None] = lambda message: None,
+            on_calibration_batch: Callable[[], None] = lambda: None) -> PreparedRun:
+    """Check everything, calibrate once and convert for every target (+ the reference).
+
     Interrupted (Ctrl-C, SIGTERM) or failing before anything was measured, the run folder
-    is removed again; once results exist, they are kept.
+    is removed again.
     """
     from quantkit.model_files import check_inference_model
     from quantkit.targets.profile import load_profile
@@ -88,22 +98,44 @@ def run(model_dir: Path, calib_set: Dataset | None, targets: Sequence[str], out_
         shutil.rmtree(out_dir, ignore_errors=True)
         raise
     reference_dir = (out_dir / ARTIFACTS_DIR / reference.name).absolute()
-    plan = BenchPlan(artifacts=artifacts, settings=settings.measure, eval_set=eval_set,
-                     reference=reference_dir if reference_dir in artifacts else None,
-                     remote=remote or {})
-    results = bench(plan, out_dir, on_event) if artifacts else BenchResults()
-    results.records.extend(failures)
-    results.settings = {"measure": settings.measure.to_dict(),
-                        "calibration": settings.calibration.to_dict(),
-                        "model": str(model.model_file), "targets": list(targets),
-                        "max_drop": settings.max_drop}
+    return PreparedRun(out_dir, model, artifacts, failures,
+                       reference_dir if reference_dir in artifacts else None,
+                       tuple(profile.name for profile in profiles))
+
+
+def run(model_dir: Path, calib_set: Dataset | None, targets: Sequence[str], out_dir: Path,
+        eval_set: Dataset | None = None, settings: RunSettings = RunSettings(), remote=None,
+        model_filename: str | None = None, params_filename: str | None = None,
+        force: bool = False, on_event: Callable[[str], None] = lambda message: None,
+        on_calibration_batch: Callable[[], None] = lambda: None,
+        package_bundles: bool = False) -> BenchResults:
+    """Calibrate `model_dir` on `calib_set`, convert for `targets`, benchmark, report.
+
+    With `package_bundles`, also a release bundle per converted target in `bundles/`.
+    """
+    prepared = prepare(model_dir, calib_set, targets, out_dir, eval_set, settings,
+                       model_filename, params_filename, force, on_event, on_calibration_batch)
+    plan = BenchPlan(artifacts=prepared.artifacts, settings=settings.measure, eval_set=eval_set,
+                     reference=prepared.reference, remote=remote or {})
+    results = bench(plan, prepared.out_dir, on_event) if prepared.artifacts else BenchResults()
+    results.records.extend(prepared.failures)
+    results.settings = run_settings_record(prepared, settings)
     from quantkit.benchmark.report import write_reports
 
-    write_reports(results, out_dir)
+    write_reports(results, prepared.out_dir)
     if package_bundles:
-        _package_all(out_dir, [p.name for p in profiles
-                               if (out_dir / ARTIFACTS_DIR / p.name).is_dir()], on_event)
+        _package_all(prepared.out_dir, [name for name in prepared.targets
+                                        if (prepared.out_dir / ARTIFACTS_DIR / name).is_dir()],
+                     on_event)
     return results
+
+
+def run_settings_record(prepared: PreparedRun, settings: RunSettings) -> dict:
+    """What results.json records about how a run was made."""
+    return {"measure": settings.measure.to_dict(),
+            "calibration": settings.calibration.to_dict(),
+            "model": str(prepared.model.model_file), "targets": list(prepared.targets),
+            "max_drop": settings.max_drop}
 
 
 def _convert_all(model, quantized_dir: Path | None, profiles, reference, out_dir: Path,

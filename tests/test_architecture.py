@@ -22,14 +22,16 @@ STAGES = (  # (stage, module prefixes), earliest first
                     "quantkit.machine", "quantkit.static_mode", "quantkit.onednn",
                     "quantkit.interrupts", "quantkit.cli_types", "quantkit.evaluation")),
     ("models and data", ("quantkit.models", "quantkit.datasets", "quantkit.metrics",
-                         "quantkit.data", "quantkit.model_files")),
+                         "quantkit.data", "quantkit.model_files", "quantkit.zoo")),
     ("calibration", ("quantkit.calibration",)),
     ("PaddleSlim face", ("quantkit.quant",)),
     ("targets", ("quantkit.targets",)),
     ("benchmark", ("quantkit.benchmark",)),
     ("packaging", ("quantkit.packaging",)),
+    ("zoo runs", ("quantkit.pipeline", "quantkit.zoo.run")),
+    ("fleet", ("quantkit.fleet",)),
     ("serving", ("quantkit.serving",)),
-    ("commands", ("quantkit.pipeline", "quantkit.demo", "quantkit.doctor",
+    ("commands", ("quantkit.demo", "quantkit.doctor",
                   "quantkit.environment_check", "quantkit.cli")),
 )
 

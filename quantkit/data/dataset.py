@@ -40,6 +40,9 @@ class Dataset:
     inputs: dict[str, np.ndarray]
     labels: np.ndarray | None = None
     classes: Mapping[str, int] | None = None  # label names, where the source had them
+    # Ground truth that is not a class index, one entry per row: boxes of a detection
+    # image (an array [K, 4, 2] of corner points), the text of a recognition line.
+    truth: tuple | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. image-folder settings
 
     @classmethod
@@ -64,7 +67,13 @@ class Dataset:
         checked = check_feeds(inputs, feeds, where)
         if labels is not None:
             labels = check_labels(labels[:limit], where)
-        return cls(name=name, source=source, inputs=checked, labels=labels, **details)
+        truth = details.pop("truth", None)
+        if truth is not None:
+            truth = tuple(truth)[:limit]
+            check_rows({"inputs": len(next(iter(checked.values()))), "truth": len(truth)},
+                       where)
+        return cls(name=name, source=source, inputs=checked, labels=labels, truth=truth,
+                   **details)
 
     @property
     def rows(self) -> int:

