@@ -124,6 +124,8 @@ def _loading(manifest: Manifest, model_files: Sequence[str], feeds: Sequence[Fee
         return _paddle_lite(settings, profile, model_files, feeds)
     if manifest.backend == Backend.TENSORRT:
         return _tensorrt(settings["recipe"], feeds)
+    if manifest.backend == Backend.OPENVINO:
+        return _openvino(settings, feeds)
     return f"Backend {manifest.backend}: load `{MODEL_DIR}/` with quantkit (below).\n"
 
 
@@ -205,6 +207,26 @@ def _onnxruntime(settings: dict[str, Any], profile: dict[str, Any],
                  "faster. `open_bundle_predictor` (below) decides it for the host it runs on.\n")
     return ("### ONNX Runtime (Python)\n\n```python\n" + "\n".join(lines) + "\n```\n\n"
             + note + "\n" + _quantkit_way())
+
+
+def _openvino(settings: dict[str, Any], feeds: Sequence[FeedSpec]) -> str:
+    config = settings.get("compile") or {}
+    lines = ["import numpy as np", "import openvino as ov", "",
+             "core = ov.Core()", f"model = core.read_model(\"{MODEL_DIR}/model.xml\")",
+             "# one static shape per batch size compiles faster than a dynamic one",
+             "model.reshape({" + ", ".join(f"{feed.name!r}: [1, *{list(feed.shape[1:])}]"
+                                          for feed in feeds) + "})",
+             f"compiled = core.compile_model(model, \"CPU\", {config!r})", "",
+             *_example_input(feeds),
+             "outputs = compiled({" + ", ".join(f"{feed.name!r}: {_identifier(feed.name)}"
+                                               for feed in feeds) + "})"]
+    note = (f"Read with OpenVINO's {settings.get('read_with', 'paddle')} frontend at "
+            f"conversion; INT8 models carry quantkit's scales as FakeQuantize ops and "
+            f"int8 weights ({settings.get('quantization') or 'no quantization'}). "
+            "`INFERENCE_PRECISION_HINT` f32 keeps the float parts in FP32 (bf16 is faster "
+            "where the CPU has it, at some accuracy).\n")
+    return ("### OpenVINO (Python)\n\n```python\n" + "\n".join(lines) + "\n```\n\n" + note
+            + "\n" + _quantkit_way())
 
 
 def _paddle_lite(settings: dict[str, Any], profile: dict[str, Any],

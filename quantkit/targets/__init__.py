@@ -14,6 +14,7 @@ ADAPTERS = {  # backend name -> (module, class)
     "tensorrt": ("quantkit.targets.tensorrt", "TensorRtAdapter"),
     "paddle-lite": ("quantkit.targets.paddle_lite", "PaddleLiteAdapter"),
     "onnxruntime": ("quantkit.targets.onnx_runtime", "OnnxRuntimeAdapter"),
+    "openvino": ("quantkit.targets.openvino", "OpenVinoAdapter"),
 }
 
 

@@ -25,7 +25,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -54,7 +54,9 @@ CALIBRATE_HINT = ("'quantkit calibrate MODEL_DIR --calib DATA --onnx-format --ou
 class OnnxOptions:
     """The `[options]` of an onnxruntime profile."""
 
-    opset_version: int = option(13, min=7, max=19, help="ONNX opset paddle2onnx exports")
+    opset_version: Optional[int] = option(None, min=7, max=19,
+                                          help="ONNX opset paddle2onnx exports (default: "
+                                               "the lowest of 13-17 it can export at)")
     graph_optimization: str = option("all", choices=GRAPH_LEVELS,
                                      help="ORT graph optimisation level")
     int8_precision: str = option("auto", choices=PRECISION_MODES,
@@ -162,7 +164,8 @@ class OnnxRuntimeAdapter:
         out_dir = Path(out_dir)
         with tempfile.TemporaryDirectory(prefix=".paddle2onnx-", dir=out_dir) as work:
             exported = Path(work) / "exported.onnx"
-            export_with_paddle2onnx(model, exported, options.opset_version)
+            opsets = (options.opset_version,) if options.opset_version else AUTO_OPSETS
+            export_lowest_opset(model, exported, opsets)
             onnx_model = _load_checked(exported, "paddle2onnx output")
             final, weights = exported, {"rewritten": False}
             if profile.precision == Precision.INT8 and options.int8_weights:
@@ -198,6 +201,26 @@ class OnnxRuntimeAdapter:
             raise QuantkitError(f"target '{profile.name}' has backend '{profile.backend}', "
                                 f"not '{self.backend}': pick the adapter for its backend")
         return OnnxOptions.from_profile(profile)
+
+
+AUTO_OPSETS = (13, 14, 15, 16, 17)
+
+
+def export_lowest_opset(model: InferenceModel, save_file: Path,
+                        opsets: Sequence[int] = AUTO_OPSETS) -> int:
+    """Export at the first opset of `opsets` paddle2onnx can: 13 covers most CNNs, while
+    e.g. hard_swish needs 14 and the PP-OCRv4 detector 16 ("Due to opset version")."""
+    failures = []
+    for opset in opsets:
+        try:
+            export_with_paddle2onnx(model, save_file, opset)
+            return opset
+        except QuantkitError as exc:
+            failures.append((opset, str(exc)))
+            save_file.unlink(missing_ok=True)
+    tried = ", ".join(str(opset) for opset, _ in failures)
+    raise QuantkitError(f"paddle2onnx cannot export {model.model_file} at opset {tried}: "
+                        f"{failures[-1][1]}")
 
 
 def export_with_paddle2onnx(model: InferenceModel, save_file: Path, opset_version: int) -> str:

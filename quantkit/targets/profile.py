@@ -21,6 +21,7 @@ class Backend(Choice):
     PADDLE_INFERENCE = "paddle-inference"
     TENSORRT = "tensorrt"
     ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
 
 
 class Precision(Choice):
@@ -55,6 +56,7 @@ class TargetProfile:
     precision: Precision
     description: str = ""
     device: str = "cpu"  # cpu | gpu | arm
+    tuned_for: str = ""  # the ISA / device the settings were chosen for
     threads: int = 1
     batch_sizes: tuple[int, ...] = (1,)
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
@@ -71,9 +73,10 @@ class TargetProfile:
         if self.device not in DEVICES:
             raise QuantkitError(f"bad value for 'device'{where}: {self.device!r} (choose one "
                                 f"of {', '.join(DEVICES)})")
-        if not isinstance(self.description, str):
-            raise QuantkitError(f"bad value for 'description'{where}: {self.description!r} "
-                                "(a string)")
+        for key in ("description", "tuned_for"):
+            if not isinstance(getattr(self, key), str):
+                raise QuantkitError(f"bad value for '{key}'{where}: {getattr(self, key)!r} "
+                                    "(a string)")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) \
                 or not 1 <= self.threads <= 1024:
             raise QuantkitError(f"bad value for 'threads'{where}: {self.threads!r} "
