@@ -17,7 +17,8 @@ from quantkit.benchmark.jobs import MeasureSettings
 from quantkit.calibration.cli_commands import (budget_options, calibration_options,
                                                command_config, image_options, load_data,
                                                normalisation_options)
-from quantkit.cli_types import (NON_NEGATIVE, POSITIVE, POSITIVE_SECONDS, BatchSizes,
+from quantkit.benchmark.recommend import DEFAULT_MAX_DROP
+from quantkit.cli_types import (NON_NEGATIVE, POINTS, POSITIVE, POSITIVE_SECONDS, BatchSizes,
                                 CommaList, FiniteNumber, output_options)
 from quantkit.errors import QuantkitError, user_errors
 
@@ -106,14 +107,18 @@ def targets() -> None:
 
     from quantkit.targets.convert import target_statuses
 
-    table = Table(title="quantkit targets")
-    for column in ("target", "backend", "precision", "device", "runs here", "why / on what"):
+    from quantkit.machine import cpu_isa
+
+    table = Table(title="quantkit targets", caption=f"this CPU: {cpu_isa().summary}")
+    for column in ("target", "backend", "precision", "device", "tuned for", "runs here",
+                   "why / on what (the int8 kernels it gets here)"):
         table.add_column(column)
     for status in target_statuses():
         profile, available = status.profile, status.availability
         table.add_row(profile.name, str(profile.backend), str(profile.precision),
-                      profile.device, "yes" if available.can_run else "no", available.reason)
-    Console(width=160).print(table)
+                      profile.device, profile.tuned_for, "yes" if available.can_run else "no",
+                      available.reason)
+    Console(width=180).print(table)
 
 
 @main.command()
@@ -229,16 +234,20 @@ def _exit_status(results) -> None:
                    "FP32 artifact given).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Write results.json, CSV, Markdown and plots here.")
+@click.option("--max-drop", type=POINTS, default=None,
+              help=f"Accuracy budget of the recommendation, in points vs FP32 [default: "
+                   f"{DEFAULT_MAX_DROP:g}].")
 @_measure_options
 @normalisation_options
-def bench(paths, target_names, reference, out_dir, batch_sizes, threads, warmup, iterations,
-          duration, eval_spec, eval_limit, remote, hosts_file, timeout, mean, std) -> None:
+def bench(paths, target_names, reference, out_dir, max_drop, batch_sizes, threads, warmup,
+          iterations, duration, eval_spec, eval_limit, remote, hosts_file, timeout, mean,
+          std) -> None:
     """Measure latency, throughput, memory, size and accuracy of converted artifacts.
 
     Each target runs in its own process (here, or on a --remote host) with the same
     timed loop; results are saved after every target.
     """
-    from quantkit.benchmark.report import render_table, write_reports
+    from quantkit.benchmark.report import attach_recommendation, render_table, write_reports
     from quantkit.benchmark.session import BenchPlan, bench as run_bench, find_artifacts
     from quantkit.targets.artifact import artifact_feeds, load_artifact
 
@@ -254,9 +263,10 @@ def bench(paths, target_names, reference, out_dir, batch_sizes, threads, warmup,
                          eval_set=_eval_set(eval_spec, feeds, eval_limit, mean, std),
                          reference=reference, remote=_remote_hosts(remote, hosts_file))
         results = run_bench(plan, out_dir, _print_event)
+        attach_recommendation(results, max_drop)
         render_table(results)
         if out_dir is not None:
-            written = write_reports(results, out_dir)
+            written = write_reports(results, out_dir, max_drop)
             click.echo(f"reports: {', '.join(str(path) for path in written.values())}")
         _exit_status(results)
 
@@ -306,13 +316,16 @@ def run_command(model_dir, calib_spec, calib_limit, algo, calib_batch_size, cali
 @click.argument("results_files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Folder for the table, CSV, Markdown and plots.")
-def report(results_files, out_dir) -> None:
+@click.option("--max-drop", type=POINTS, default=None,
+              help="Accuracy budget of the recommendation, in points vs FP32 [default: the "
+                   f"run's --max-drop, else {DEFAULT_MAX_DROP:g}].")
+def report(results_files, out_dir, max_drop) -> None:
     """Re-render reports from results.json files (several machines merge into one)."""
     from quantkit.benchmark.report import load_results, render_table, write_reports
 
     with user_errors():
         results = load_results(list(results_files))
-        written = write_reports(results, out_dir)
+        written = write_reports(results, out_dir, max_drop)
         render_table(results)
         click.echo(f"reports: {', '.join(str(path) for path in written.values())}")
 

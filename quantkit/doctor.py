@@ -9,6 +9,13 @@ from quantkit.machine import cpu_isa, library_versions
 _OPTIONAL = ("paddlepaddle-gpu", "onnxruntime-gpu", "openvino", "nncf", "ray")
 
 
+def _int8_targets():
+    """The shipped INT8 profiles and what this CPU gives each (their int8 kernels)."""
+    from quantkit.targets.convert import target_statuses
+
+    return [status for status in target_statuses() if status.profile.precision == "int8"]
+
+
 def environment_report() -> dict[str, str]:
     from quantkit.targets.gpu import gpu_status
 
@@ -18,9 +25,15 @@ def environment_report() -> dict[str, str]:
             report[name] = version or "not installed"
     isa = cpu_isa()
     report["cpu"] = isa.summary
+    report["cpu isa"] = ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in (
+        ("AVX2", "avx2" in isa.flags), ("AVX-512", isa.avx512), ("VNNI", isa.vnni),
+        ("AMX", isa.amx)))
     report["cpu int8 path"] = ("VNNI/AMX (int8 dot products without int16 sums)" if isa.vnni else
                                "AVX2 u8s8 without VNNI (int16 intermediate sums)"
                                if "avx2" in isa.flags else "no AVX2: int8 kernels unavailable")
+    for status in _int8_targets():
+        report[f"{status.profile.name}"] = ("runs here: " if status.availability.can_run
+                                            else "not here: ") + status.availability.reason
     try:
         gpu = gpu_status()
         report["gpu"] = gpu.nvidia_smi or "none visible"

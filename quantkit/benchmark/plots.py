@@ -10,6 +10,7 @@ from pathlib import Path
 
 from quantkit.atomic import atomic_path
 from quantkit.benchmark.formatting import MB, fmt_ratio, fmt_sig3, machine_name, machines
+from quantkit.benchmark.recommend import quality, recommend
 from quantkit.benchmark.results import BenchRecord, BenchResults
 
 DPI = 100
@@ -31,26 +32,32 @@ class _Point:
     machine: str
     latency_ms: float
     accuracy_pct: float
+    pareto: bool = False
 
 
 def plot_latency_vs_accuracy(results: BenchResults, path: Path) -> Path:
-    """One marker per measured record: p50 latency (x) against top-1 or agreement (y).
+    """One marker per measured record: p50 latency (x) against its headline quality (y).
 
     One panel per batch size (a batch-64 latency is not comparable with batch 1), one
-    colour per target, one marker shape per machine when there are several.
+    colour per target, one marker shape per machine when there are several; the Pareto
+    front of each panel (no target both faster and better) is ringed and joined.
     """
     plt = _pyplot()
-    metric, metric_label = _accuracy_metric(results.records)
+    metric_label = _metric_label(results.records)
+    front = {(rec.machine, rec.batch_size, candidate.target)
+             for rec in recommend(results) if len(rec.candidates) > 1
+             for candidate in rec.candidates if candidate.pareto}
     points: list[_Point] = []
     left_out: list[tuple[BenchRecord, str]] = []
     for record in results.records:
-        reason = _why_not_plotted(record, metric)
+        reason = _why_not_plotted(record)
         if reason:
             left_out.append((record, reason))
             continue
-        points.append(_Point(record.target, record.batch_size, machine_name(record),
-                             record.latency_ms["p50_ms"],
-                             getattr(record.accuracy, metric) * 100))
+        machine = machine_name(record)
+        points.append(_Point(record.target, record.batch_size, machine,
+                             record.latency_ms["p50_ms"], quality(record)[1],
+                             (machine, record.batch_size, record.target) in front))
     names = list(machines(results))
     several = len(names) > 1  # the title cannot name the machine: each label does
     batches = sorted({point.batch for point in points})
@@ -76,7 +83,7 @@ def plot_latency_vs_accuracy(results: BenchResults, path: Path) -> Path:
             axes[0][0].set_ylabel(metric_label)
             _min_span(axes[0][0], [point.accuracy_pct for point in points])
             _legend(fig, [target for target in colours if any(p.target == target for p in points)],
-                    colours, markers if several else {})
+                    colours, markers if several else {}, any(p.pareto for p in points))
         footnote = _footnote(fig, left_out)
         _save(fig, path, title, shown, footnote)
     finally:
@@ -92,14 +99,22 @@ def _draw_panel(ax, points: list[_Point], colours: dict, markers: dict[str, str]
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     shown = []
+    for machine in {point.machine for point in points}:
+        front = sorted((p for p in points if p.pareto and p.machine == machine),
+                       key=lambda p: p.latency_ms)
+        if len(front) > 1:
+            ax.plot([p.latency_ms for p in front], [p.accuracy_pct for p in front], "--",
+                    color="black", linewidth=0.8, zorder=2)
     for point in points:
         ax.scatter(point.latency_ms, point.accuracy_pct, s=60, zorder=3,
-                   color=colours[point.target], marker=markers.get(point.machine, "o"))
+                   color=colours[point.target], marker=markers.get(point.machine, "o"),
+                   edgecolors="black" if point.pareto else "none", linewidths=1.5)
         label = f"{point.target} b{point.batch}" + (f" @{point.machine}" if markers else "")
         if len(points) <= ANNOTATE_AT_MOST:  # more labels overlap; the legend names colours
             ax.annotate(label, (point.latency_ms, point.accuracy_pct), fontsize=7,
                         xytext=(5, 4), textcoords="offset points")
-        shown.append(f"{label}: {fmt_sig3(point.latency_ms)} ms, {point.accuracy_pct:.2f}%")
+        shown.append(f"{label}: {fmt_sig3(point.latency_ms)} ms, {point.accuracy_pct:.2f}%"
+                     + (" (Pareto front)" if point.pareto else ""))
     latencies = [point.latency_ms for point in points]
     ax.margins(x=0.25, y=0.2)
     if min(latencies) > 0 and max(latencies) / min(latencies) > LOG_SCALE_SPAN:
@@ -187,21 +202,20 @@ def _pyplot():
     return plt
 
 
-def _accuracy_metric(records: list[BenchRecord]) -> tuple[str, str]:
-    """Top-1 when any record has labels; else agreement with FP32. One y axis, one meaning."""
-    if any(record.accuracy and record.accuracy.top1 is not None for record in records):
-        return "top1", "top-1 accuracy (%)"
-    return "argmax_agreement", "argmax agreement with FP32 (%)"
+def _metric_label(records: list[BenchRecord]) -> str:
+    """The y axis: the headline quality the records share (recommend.quality)."""
+    names = {quality(record)[0] for record in records if quality(record)[1] is not None}
+    return f"{' / '.join(sorted(names)) or 'quality'} (%)"
 
 
-def _why_not_plotted(record: BenchRecord, metric: str) -> str | None:
+def _why_not_plotted(record: BenchRecord) -> str | None:
     if record.status != "ok":
         return record.status
     if not record.latency_ms or record.latency_ms.get("p50_ms") is None:
         return "no latency"
     if record.batch_size is None:
         return "no batch size"
-    if record.accuracy is None or getattr(record.accuracy, metric) is None:
+    if quality(record)[1] is None:
         return "no accuracy"
     return None
 
@@ -215,7 +229,8 @@ def _target_colours(records: list[BenchRecord]) -> dict[str, tuple]:
     return {target: palette(index % 10) for index, target in enumerate(targets)}
 
 
-def _legend(fig, targets: list[str], colours: dict, markers: dict[str, str]) -> None:
+def _legend(fig, targets: list[str], colours: dict, markers: dict[str, str],
+            front: bool = False) -> None:
     """Colours name targets, shapes name machines; one row under the title, off the data."""
     from matplotlib.lines import Line2D
 
@@ -223,6 +238,9 @@ def _legend(fig, targets: list[str], colours: dict, markers: dict[str, str]) -> 
                for target in targets]
     handles += [Line2D([], [], marker=marker, linestyle="", color="grey", label=name)
                 for name, marker in markers.items()]
+    if front:
+        handles.append(Line2D([], [], marker="o", linestyle="--", color="black",
+                              markerfacecolor="white", label="Pareto front"))
     fig.legend(handles=handles, fontsize=7, loc="upper center", ncol=len(handles),
                bbox_to_anchor=(0.5, 0.93), frameon=False)
 

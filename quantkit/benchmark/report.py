@@ -17,6 +17,7 @@ from quantkit.benchmark import plots
 from quantkit.benchmark.formatting import (MISSING, describe_machine, fmt_mb, fmt_ms,
                                            fmt_pct, fmt_points, fmt_ratio, fmt_sig3,
                                            machine_name, machines, named_machine)
+from quantkit.benchmark.recommend import DEFAULT_MAX_DROP, recommend
 from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults, merge
 from quantkit.benchmark.stats import HIGH_CV, LatencyStats
 from quantkit.errors import QuantkitError
@@ -123,6 +124,10 @@ def render_table(results: BenchResults, console: "Console | None" = None) -> "Ta
         console = Console()
         console = Console(width=max(console.width, 172))
     console.print(table)
+    if results.recommendation is None:
+        attach_recommendation(results)
+    for line in recommendation_lines(results):
+        console.print(Text(f"ship: {line}"))
     return table
 
 
@@ -185,11 +190,30 @@ def to_markdown(results: BenchResults) -> str:
     if any(_is_noisy(record) for record in results.records):
         lines += ["", f"High CV: the standard deviation is above {HIGH_CV:.0%} of the mean; "
                   "compare such rows with care."]
+    if results.recommendation:
+        lines += ["", "**Which target to ship** (fastest within the accuracy budget):", ""]
+        lines += [f"- {_md_escape(line)}" for line in recommendation_lines(results)]
     return "\n".join(lines) + "\n"
 
 
-def write_reports(results: BenchResults, out_dir: Path) -> dict[str, Path]:
+def attach_recommendation(results: BenchResults, max_drop: float | None = None) -> None:
+    """Answer "which target should I ship?" into `results.recommendation`.
+
+    The budget: `max_drop`, else the run's --max-drop, else recommend.DEFAULT_MAX_DROP.
+    """
+    budget = max_drop if max_drop is not None else (results.settings or {}).get("max_drop")
+    results.recommendation = [answer.to_dict() for answer in recommend(
+        results, DEFAULT_MAX_DROP if budget is None else float(budget))]
+
+
+def recommendation_lines(results: BenchResults) -> list[str]:
+    return [answer["summary"] for answer in results.recommendation or []]
+
+
+def write_reports(results: BenchResults, out_dir: Path,
+                  max_drop: float | None = None) -> dict[str, Path]:
     """Write results.json, .csv, .md and the two PNGs into `out_dir`, each atomically."""
+    attach_recommendation(results, max_drop)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: out_dir / name for kind, name in REPORT_FILES.items()}

@@ -146,12 +146,14 @@ class BenchResults:
     created_utc: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc)
                              .isoformat(timespec="seconds"))
     interrupted: bool = False
+    recommendation: list[dict[str, Any]] | None = None  # recommend.Recommendation.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "created_utc": self.created_utc,
                 "interrupted": self.interrupted, "settings": self.settings,
                 "eval_set": self.eval_set, "reference": self.reference,
-                "records": [record.to_dict() for record in self.records]}
+                "records": [record.to_dict() for record in self.records],
+                "recommendation": self.recommendation}
 
     def save(self, path: Path) -> None:
         """Write atomically: a reader (or a Ctrl-C) never leaves half a file."""
@@ -171,7 +173,8 @@ class BenchResults:
                    settings=data.get("settings") or {}, eval_set=data.get("eval_set"),
                    reference=data.get("reference"),
                    created_utc=data.get("created_utc", ""),
-                   interrupted=bool(data.get("interrupted", False)))
+                   interrupted=bool(data.get("interrupted", False)),
+                   recommendation=data.get("recommendation"))
 
     @classmethod
     def load(cls, path: Path) -> "BenchResults":

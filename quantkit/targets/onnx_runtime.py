@@ -156,6 +156,9 @@ class OnnxRuntimeAdapter:
                                        "the onnxruntime wheel")
         if "CPUExecutionProvider" not in ort.get_available_providers():
             return Availability(False, "onnxruntime has no CPUExecutionProvider")
+        if profile.precision == Precision.INT8:
+            settings = session_settings(self._options(profile), profile.precision, 1, self.isa)
+            return Availability(True, f"ONNX Runtime {ort.__version__} CPU: {settings.reason}")
         return Availability(True, f"ONNX Runtime {ort.__version__} CPU, {self.isa.describe()}")
 
     def prepare(self, model: InferenceModel, profile: TargetProfile, out_dir: Path) -> Artifact:

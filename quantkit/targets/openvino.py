@@ -143,6 +143,10 @@ class OpenVinoAdapter:
         if importlib.util.find_spec("openvino") is None:
             return Availability(False, "openvino is not installed: pip install "
                                        "openvino==2026.4.1")
+        if profile.precision == Precision.INT8:
+            kernels = ("brgconv I8 kernels with VNNI" if isa.vnni else
+                       "AVX2 I8 kernels (u8s8, no VNNI)")
+            return Availability(True, f"OpenVINO CPU on {isa.summary}; {kernels}")
         return Availability(True, f"OpenVINO CPU on {isa.summary}")
 
     def prepare(self, model: InferenceModel, profile: TargetProfile, out_dir: Path) -> Artifact:

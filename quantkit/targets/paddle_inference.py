@@ -202,8 +202,9 @@ class PaddleInferenceAdapter:
             return Availability(False, "oneDNN INT8 needs at least AVX2; this CPU has "
                                        f"{isa.summary}")
         if profile.precision == Precision.INT8:
-            note = "int8 via AVX2 u8s8 (no VNNI: expect a smaller speed-up than on " \
-                   "Xeon with avx512_vnni)" if not isa.vnni else "int8 with VNNI/AMX"
+            note = ("oneDNN's AVX2 u8s8 int8 kernels (no VNNI: a smaller speed-up than with "
+                    "avx512_vnni)" if not isa.vnni else "oneDNN's avx512_core_vnni int8 "
+                    "kernels" if not isa.amx else "oneDNN's AMX int8 kernels")
             return Availability(True, f"Paddle Inference oneDNN on {isa.summary}; {note}")
         return Availability(True, f"Paddle Inference CPU on {isa.summary}")
 
