@@ -331,13 +331,14 @@ def report(results_files, out_dir, max_drop) -> None:
 
 
 def _register_commands() -> None:
-    """calibrate/analyze/package/verify/serve live beside their modules; registered here."""
+    """Commands that live beside their modules (calibrate, package, serve, translate, ...)."""
     from quantkit.calibration.cli_commands import analyze_command, calibrate_command
     from quantkit.packaging.cli_commands import package_command, verify_command
+    from quantkit.pir.cli_commands import env_group, translate_command
     from quantkit.serving.cli_command import serve_command
 
     for command in (calibrate_command, analyze_command, package_command, verify_command,
-                    serve_command):
+                    serve_command, translate_command, env_group):
         main.add_command(command)
 
 

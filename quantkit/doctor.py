@@ -31,6 +31,12 @@ def environment_report() -> dict[str, str]:
     report["cpu int8 path"] = ("VNNI/AMX (int8 dot products without int16 sums)" if isa.vnni else
                                "AVX2 u8s8 without VNNI (int16 intermediate sums)"
                                if "avx2" in isa.flags else "no AVX2: int8 kernels unavailable")
+    from quantkit import sideenv
+
+    for env in sideenv.describe():
+        report[f"side env {env['name']}"] = (f"ready at {env['path']}" if env["ready"] else
+                                            f"missing: 'quantkit env install {env['name']}' "
+                                            f"({env['why']})")
     for status in _int8_targets():
         report[f"{status.profile.name}"] = ("runs here: " if status.availability.can_run
                                             else "not here: ") + status.availability.reason

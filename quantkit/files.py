@@ -7,6 +7,9 @@ runner ships this module to remote hosts.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 # An artifact folder (`quantkit convert`): the model files plus these two records.
 ARTIFACT_RECORD = "artifact.json"  # files, backend recipe, size
 PROFILE_RECORD = "profile.json"  # the target profile as loaded
@@ -14,6 +17,10 @@ PADDLE_MODEL_FILE = "model.pdmodel"  # what Paddle-format artifacts and calibrat
 PADDLE_PARAMS_FILE = "model.pdiparams"
 LITE_MODEL_FILE = "model.nb"
 ONNX_MODEL_FILE = "model.onnx"
+
+# A Paddle 3 PIR model's legacy translation (quantkit.pir.cache), and every model made from
+# it (the calibrated folder, artifacts): where it came from and how it was checked.
+PIR_SOURCE_RECORD = "pir_source.json"
 
 # A run folder (`quantkit run`).
 RUN_RECORD = "run.json"  # what the run was made from: model hashes, calibration, data
@@ -45,3 +52,11 @@ ARCHIVE_SUFFIX = ".tar.gz"
 
 # The records that mark a folder as quantkit's own (what `--force` may replace).
 QUANTKIT_RECORDS = (ARTIFACT_RECORD, RUN_RECORD, BUNDLE_MANIFEST, RESULTS_FILE)
+
+
+def user_cache(*parts: str) -> Path:
+    """$QUANTKIT_CACHE (else ~/.cache/quantkit) joined with `parts`: kept across runs and
+    checkouts (PIR translations, side environments)."""
+    root = os.environ.get("QUANTKIT_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "quantkit"
+    return base.absolute().joinpath(*parts)

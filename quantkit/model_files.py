@@ -10,6 +10,8 @@ from pathlib import Path
 
 from quantkit.data.feeds import FeedSpec
 from quantkit.errors import QuantkitError
+from quantkit.files import PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE, PIR_SOURCE_RECORD
+from quantkit.records import read_json
 
 # Ops that carry control flow. Any op with a sub-block attribute counts too.
 CONTROL_FLOW_OPS = frozenset({
@@ -18,11 +20,10 @@ CONTROL_FLOW_OPS = frozenset({
 })
 
 _PIR_RESAVE_HINT = (
-    "quantkit needs the legacy program format: re-export it with the old IR by running your "
-    "export script with FLAGS_enable_pir_api=0 in the environment (for example "
-    "'FLAGS_enable_pir_api=0 python export.py'; inside Python, wrap the save in "
-    "'with paddle.pir_utils.OldIrGuard():'), so paddle.jit.save / "
-    "paddle.static.save_inference_model write model.pdmodel + model.pdiparams")
+    "or re-export it in the legacy format: run the export script with FLAGS_enable_pir_api=0 "
+    "(inside Python, wrap the save in 'with paddle.pir_utils.OldIrGuard():'), so "
+    "paddle.jit.save / paddle.static.save_inference_model write model.pdmodel + "
+    "model.pdiparams")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,13 @@ class InferenceModel:
     op_types: tuple[str, ...]
     feeds: tuple[FeedSpec, ...]
     fetch_names: tuple[str, ...]
+    source_dir: Path | None = None  # the folder the user named, if not model_dir (PIR)
+    pir_source: dict | None = None  # the PIR model this one was translated from (record)
+
+    @property
+    def given_dir(self) -> Path:
+        """The folder the user named: what `--force` must never delete."""
+        return self.source_dir or self.model_dir
 
     @property
     def quantized(self) -> bool:
@@ -65,13 +73,13 @@ def locate_model_files(model_dir: str | Path, model_filename: str | None = None,
     """Resolve the program and parameter files the way `load_inference_model` would.
 
     With no file names given, a folder holding exactly one `*.pdmodel` uses it and its
-    `*.pdiparams` twin (the common PaddleSlim call with `model_filename=None`).
+    `*.pdiparams` twin (the common PaddleSlim call with `model_filename=None`). A Paddle 3
+    PIR program (`*.json`) resolves to its legacy translation (`quantkit.pir.cache`).
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise QuantkitError(f"model folder not found: {model_dir}")
     if model_filename is None:
-        _refuse_pir(model_dir)
         candidates = sorted(model_dir.glob("*.pdmodel"))
         if (model_dir / "__model__").is_file():
             model_file = model_dir / "__model__"
@@ -85,33 +93,53 @@ def locate_model_files(model_dir: str | Path, model_filename: str | None = None,
                 "pass --model-filename and --params-filename (model_filename=, params_filename= in "
                 "Python)")
         else:
-            raise QuantkitError(f"no model file in {model_dir}: expected a *.pdmodel file")
+            pir = [path for path in sorted(model_dir.glob("*.json")) if _looks_like_pir(path)]
+            if len(pir) == 1:
+                return _translated(pir[0], params_filename)
+            if pir:
+                raise QuantkitError(
+                    f"{model_dir} holds several PIR programs ({', '.join(p.name for p in pir)})"
+                    ": pass --model-filename and --params-filename")
+            raise QuantkitError(f"no model file in {model_dir}: expected a *.pdmodel file "
+                                "(legacy program) or a *.json file (Paddle 3 PIR program)")
     else:
         model_file = model_dir / model_filename
-        if model_file.suffix == ".json":
-            _refuse_pir(model_dir, model_file)
         if not model_file.is_file():
-            _refuse_pir(model_dir)
             raise QuantkitError(f"model file not found: {model_file}")
+        if model_file.suffix == ".json":
+            if not _looks_like_pir(model_file):
+                raise QuantkitError(f"{model_file} is not a Paddle 3 PIR program (no "
+                                    "'base_code'/'program' at its start)")
+            return _translated(model_file, params_filename)
     params_file = model_dir / params_filename if params_filename else None
     if params_file is not None and not params_file.is_file():
         raise QuantkitError(f"params file not found: {params_file}")
     return model_file, params_file
 
 
-def _refuse_pir(model_dir: Path, model_file: Path | None = None) -> None:
-    pir_files = [model_file] if model_file else sorted(model_dir.glob("*.json"))
-    for candidate in pir_files:
-        if candidate.is_file() and _looks_like_pir(candidate):
-            raise QuantkitError(f"{candidate} is a PIR program (Paddle 3.x default); "
-                                f"{_PIR_RESAVE_HINT}")
+def _translated(json_file: Path, params_filename: str | None) -> tuple[Path, Path]:
+    """The legacy translation's files of a PIR program (translated once, then cached)."""
+    from quantkit.pir.cache import legacy_twin
+    from quantkit.pir.errors import PirTransError
+
+    params_file = json_file.parent / (params_filename or json_file.with_suffix(".pdiparams").name)
+    if not params_file.is_file():
+        raise QuantkitError(f"{json_file} is a PIR program but its parameters "
+                            f"{params_file.name} are missing: PIR models keep weights in a "
+                            "*.pdiparams file next to the *.json; pass --params-filename")
+    try:
+        twin = legacy_twin(json_file, params_file)
+    except PirTransError as exc:
+        raise QuantkitError(f"cannot translate the PIR program: {exc}; {_PIR_RESAVE_HINT}") \
+            from None
+    return twin / PADDLE_MODEL_FILE, twin / PADDLE_PARAMS_FILE
 
 
 def _looks_like_pir(path: Path) -> bool:
+    """A PIR json starts with its base_code/program keys (a cheap sniff, not a parse)."""
     with path.open("rb") as handle:
         head = handle.read(4096).lstrip()
-    return head.startswith(b"{") and (b'"program"' in head or b'"base_code"' in head
-                                      or b'"magic"' in head or b"pir" in head.lower())
+    return head.startswith(b"{") and (b'"program"' in head or b'"base_code"' in head)
 
 
 def check_inference_model(model_dir: str | Path, model_filename: str | None = None,
@@ -125,6 +153,7 @@ def check_inference_model(model_dir: str | Path, model_filename: str | None = No
     else:
         _check_separate_params_exist(program, model_file.parent)
     ops = program.blocks[0].ops
+    pir_record = model_file.parent / PIR_SOURCE_RECORD
     return InferenceModel(
         model_dir=model_file.parent,
         model_file=model_file,
@@ -132,6 +161,10 @@ def check_inference_model(model_dir: str | Path, model_filename: str | None = No
         op_types=tuple(op.type for op in ops),
         feeds=_feed_specs(program),
         fetch_names=tuple(_io_names(ops, "fetch", "X")),
+        source_dir=(Path(model_dir) if Path(model_dir).absolute() != model_file.parent.absolute()
+                    else None),
+        pir_source=read_json(pir_record, "PIR translation record") if pir_record.is_file()
+        else None,
     )
 
 

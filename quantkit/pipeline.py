@@ -85,7 +85,7 @@ def prepare(model_dir: Path, calib_set: Dataset | None, targets: Sequence[str], 
         from quantkit.model_files import refuse_quantized
 
         refuse_quantized(model)
-    out_dir = _fresh_folder(Path(out_dir), force, model.model_dir)
+    out_dir = _fresh_folder(Path(out_dir), force, model.given_dir)
     try:
         write_run_record(out_dir, model, settings, calib_set, targets)
         quantized_dir = None
@@ -183,10 +183,11 @@ def write_run_record(out_dir: Path, model, settings: RunSettings, calib_set,
         "schema": RUN_SCHEMA,
         "created_utc": datetime.datetime.now(datetime.timezone.utc)
         .isoformat(timespec="seconds"),
-        "source_model": {"dir": str(Path(model.model_dir).absolute()),
+        "source_model": {"dir": str(Path(model.given_dir).absolute()),
                          "files": {path.name: {"sha256": file_sha256(path),
                                                "size": path.stat().st_size}
-                                   for path in files}},
+                                   for path in files},
+                         "pir_source": model.pir_source},
         "calibration": {**settings.calibration.to_dict(),
                         "data": calib_set.describe() if calib_set is not None else None},
         "measure": settings.measure.to_dict(),

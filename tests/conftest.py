@@ -74,3 +74,12 @@ def paddle_fp32_logits(model_dir: Path, images, batch: int = 250):
     name = predictor.input_names[0]
     return np.concatenate([predictor.run({name: images[i:i + batch]})[0]
                            for i in range(0, len(images), batch)])
+
+
+@pytest.fixture(scope="session")
+def pir_models(tmp_path_factory):
+    """Paddle 3 PIR models by name (tests/pir_models.py): folders of model.json +
+    model.pdiparams + signatures.json."""
+    from pir_models import make_models
+
+    return make_models(tmp_path_factory.mktemp("pir-models"))

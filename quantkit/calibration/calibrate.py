@@ -19,6 +19,7 @@ from quantkit.calibration.driver import (DEFAULT_ENGINE, EngineOptions, check_sk
 from quantkit.calibration.paddle_core import quantize_with_core
 from quantkit.data.readers import choose_source
 from quantkit.files import PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE
+from quantkit.pir.cache import copy_record as copy_pir_record
 from quantkit.model_files import check_inference_model, op_input_names, refuse_quantized
 from quantkit.static_mode import static_mode
 
@@ -70,6 +71,7 @@ def calibrate(executor, model_dir, quantize_model_path, config: CalibrationConfi
                                                 save_model_filename, save_params_filename,
                                                 scope, on_batch=on_batch,
                                                 engine=engine_options)
+            copy_pir_record(model.model_dir, staging)
     model_file = out / save_model_filename
     params_file = out / (save_params_filename or Path(save_model_filename).with_suffix(
         ".pdiparams").name)

@@ -7,6 +7,7 @@ written from the artifact's own recipe, so they set exactly what quantkit measur
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 from typing import Any, Sequence
 
 from quantkit.data.feeds import FeedSpec
@@ -103,6 +104,15 @@ def _provenance(manifest: Manifest) -> str:
         return "\n".join(lines) + "\n"
     for name, entry in sorted((manifest.source_model.get("files") or {}).items()):
         lines.append(f"- `{name}`: sha256 `{entry.get('sha256')}`, {entry.get('size')} bytes")
+    pir = manifest.source_model.get("pir_source")
+    if pir:
+        source, check = pir.get("source") or {}, pir.get("equivalence") or {}
+        checked = (f"checked against Paddle {check.get('paddle', ['?'])[0]}: max |diff| "
+                   f"{check.get('max_abs_diff')} (output range {check.get('output_range')})"
+                   if check.get("checked") else check.get("reason", "not checked"))
+        lines.append(f"- translated from the Paddle 3 PIR program "
+                     f"`{Path(source.get('model_file', '?')).name}` (sha256 "
+                     f"`{source.get('model_sha256')}`) by {pir.get('translator')}; {checked}")
     calibration = manifest.calibration
     if calibration and manifest.precision == Precision.INT8:
         data = calibration.get("data") or {}

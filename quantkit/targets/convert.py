@@ -14,6 +14,7 @@ from quantkit.atomic import replaceable_output, staged_folder
 from quantkit.errors import QuantkitError
 from quantkit.files import PROFILE_RECORD
 from quantkit.model_files import check_inference_model
+from quantkit.pir.cache import copy_record as copy_pir_record
 from quantkit.targets import adapter_for
 from quantkit.targets.artifact import Artifact, artifact_profile, load_artifact
 from quantkit.targets.base import Availability, Predictor
@@ -30,11 +31,12 @@ def convert(model_dir: str | Path, target: str | Path | TargetProfile, out: str 
     """Convert the model in `model_dir` for `target` into the new folder `out`."""
     profile = resolve_profile(target)
     model = check_inference_model(model_dir, model_filename, params_filename)
-    out = replaceable_output(out, force, inputs=[model.model_dir])
+    out = replaceable_output(out, force, inputs=[model.given_dir])
     adapter = adapter_for(profile.backend)
     with staged_folder(out, replace=True) as staging:
         artifact = adapter.prepare(model, profile, staging)
         artifact.save()
+        copy_pir_record(model.model_dir, staging)
         (staging / PROFILE_RECORD).write_text(json.dumps(profile.to_dict(), indent=2) + "\n")
     return Artifact.load(out.absolute())
 
