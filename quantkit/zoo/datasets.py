@@ -8,6 +8,7 @@ image or a seed, so a quantized model is scored on data its scales never saw.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -174,7 +175,7 @@ def _rendered_crops(split: _Split) -> Iterator[np.ndarray]:
     """Detector-like crops around each text item of rendered pages, page after page."""
     from quantkit.zoo import render
 
-    for index in range(10 ** 6):
+    for index in itertools.count():
         seed = _row_seed(split, "cls-pages", index)
         background = None if index % 2 == 0 else \
             shipped_image(split.backgrounds[(index // 2) % len(split.backgrounds)])
