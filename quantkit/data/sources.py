@@ -1,4 +1,5 @@
-"""Where data sets come from: built-in MNIST, an .npz, or a folder of labelled images.
+"""Where data sets come from: built-in MNIST, an .npz, a folder of labelled images, or a
+model-zoo set (`zoo:NAME`, built by `quantkit.zoo.datasets`).
 
 `load_dataset(spec, feeds, role)` reads one and returns a checked `Dataset`, so bad data
 fails before any calibration or target runs. Needs numpy only (Pillow for image folders);
@@ -16,6 +17,7 @@ import numpy as np
 from quantkit.data.dataset import EVAL, DataRole, Dataset
 from quantkit.data.feeds import FeedSpec, feeds_text, shape_text
 from quantkit.errors import QuantkitError
+from quantkit.zoo.config import ZOO_DATA
 
 MNIST_SPECS = {"mnist": "test", "mnist-test": "test", "mnist-train": "train"}
 NPZ_INPUT_KEYS = ("x", "images", "inputs")  # accepted for a one-feed model
@@ -29,7 +31,8 @@ def load_dataset(spec: str | Path, feeds: Sequence[FeedSpec], role: DataRole = E
     """Read `spec` and check it against the model's `feeds`; `limit` keeps the first rows.
 
     `mean`/`std` normalise image folders only (pixels scaled to [0, 1] first): MNIST comes
-    normalised and an .npz is fed exactly as stored, so they are refused there.
+    normalised, an .npz is fed exactly as stored and zoo sets are preprocessed as their
+    models expect, so they are refused there.
     """
     feeds = tuple(feeds)
     if not feeds:
@@ -38,12 +41,18 @@ def load_dataset(spec: str | Path, feeds: Sequence[FeedSpec], role: DataRole = E
         raise QuantkitError(f"{role.limit_flag} must be a positive number of rows, got "
                             f"{limit!r}")
     text = str(spec)
-    hint = (f"pass 'mnist', an .npz file or a folder with one sub-folder of images per class "
-            f"as {role.data_flag}")
+    hint = (f"pass 'mnist', an .npz file, a folder with one sub-folder of images per class "
+            f"or {ZOO_DATA}NAME as {role.data_flag}")
     # A real file or folder called 'mnist' is the user's data, not the built-in set.
     if text.lower() in MNIST_SPECS and not Path(text).exists():
         _refuse_normalisation(mean, std, f"'{text}'", "is already normalised to [-1, 1]", role)
         return _load_mnist(text.lower(), feeds, limit, role)
+    if text.startswith(ZOO_DATA) and not Path(text).exists():
+        _refuse_normalisation(mean, std, f"'{text}'", "is preprocessed as its model expects",
+                              role)
+        from quantkit.zoo.datasets import zoo_dataset  # deferred: renders and decodes images
+
+        return zoo_dataset(text[len(ZOO_DATA):], feeds, role, limit=limit)
     path = Path(spec)
     if path.is_dir():
         return _load_image_folder(path, feeds, limit, mean, std, role)

@@ -1,0 +1,162 @@
+"""One scoring entry point per task: the metrics that say what a model's output means.
+
+A zoo entry names its task (`quantkit.zoo.config.Task`); `score` turns a target's outputs
+(against FP32's, and against the ground truth) into named numbers, and `headline` names
+the one a plot or table leads with. An argmax over pixels or time steps is never called
+accuracy here: detection is scored on boxes, recognition on decoded text.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from quantkit.errors import QuantkitError
+from quantkit.metrics.classification import class_scores, label_vector, top1
+from quantkit.metrics.dense import DBSettings, score_maps
+from quantkit.metrics.generic import cosine_mean, max_abs_diff, sqnr_db
+from quantkit.metrics.sequence import (char_error_rate, ctc_greedy_decode, step_agreement,
+                                       without_spaces)
+from quantkit.zoo.config import Task
+
+CONFIDENT = 0.8  # FP32 max probability from which its answer counts as a confident one
+PROBABILITY_TOLERANCE = 1e-3  # rows summing to 1 within this are taken as probabilities
+
+
+class Headline(NamedTuple):
+    metric: str  # a key of score()'s result
+    label: str  # axis / column text
+    higher_is_better: bool
+
+
+def headline(task: Task | str, with_truth: bool = True) -> Headline:
+    """The metric a plot or table shows for `task`: against the ground truth when the data
+    has it (labels, boxes, strings), else against FP32."""
+    task = _task(task)
+    if task is Task.CLASSIFICATION:
+        return (Headline("top1", "top-1 accuracy", True) if with_truth else
+                Headline("confident_agreement", "agreement with FP32 where FP32 is "
+                         f"confident (p >= {CONFIDENT})", True))
+    if task is Task.DETECTION:
+        return (Headline("box_f1_vs_truth", "box F1 vs ground truth (IoU >= 0.5)", True)
+                if with_truth else Headline("box_f1_vs_fp32", "box F1 vs FP32's boxes", True))
+    if task is Task.RECOGNITION:
+        return (Headline("cer_vs_truth", "character error rate vs ground truth", False)
+                if with_truth else Headline("cer_vs_fp32", "character error rate vs FP32's "
+                                            "text", False))
+    return Headline("sqnr_db", "SQNR vs FP32 (dB)", True)
+
+
+def score(task: Task | str, outputs: np.ndarray, reference: np.ndarray | None = None,
+          truth: Sequence | None = None, labels: np.ndarray | None = None, *,
+          charset: Sequence[str] | None = None, db: DBSettings | None = None
+          ) -> dict[str, float]:
+    """Every metric of `task` the inputs allow; `reference` is FP32's outputs for the rows.
+
+    classification: top1 (labels); argmax_agreement, confident_agreement (rows where FP32's
+      max probability >= 0.8; left out if there are none), confident_rows,
+      mean_abs_prob_diff (reference). Scores that are not probabilities are softmaxed.
+    detection (maps [N, 1, H, W]): see `quantkit.metrics.dense.score_maps`; `db` defaults
+      to PP-OCR's DB settings, truth is one [K, 4, 2] per row (None: unknown).
+    recognition ([N, T, C]): step_agreement, cer_vs_fp32, line_agreement (reference);
+      cer_vs_truth, line_accuracy (truth strings), spaces ignored; `charset` defaults to
+      PP-OCR's.
+    generic: sqnr_db, cosine, max_abs_diff (reference).
+    """
+    task = _task(task)
+    outputs = np.asarray(outputs)
+    if reference is None and truth is None and labels is None:
+        raise QuantkitError(f"nothing to score {task} outputs against: pass FP32's outputs "
+                            "(reference), ground truth or labels")
+    if reference is not None:
+        reference = np.asarray(reference)
+        if reference.shape != outputs.shape:
+            raise QuantkitError(f"outputs have shape {list(outputs.shape)} but FP32's have "
+                                f"{list(reference.shape)}; both must come from the same rows")
+    if labels is not None and task is not Task.CLASSIFICATION:
+        raise QuantkitError(f"labels are class indices, which {task} outputs are not; pass "
+                            "the ground truth as truth")
+    if truth is not None and task in (Task.CLASSIFICATION, Task.GENERIC):
+        raise QuantkitError(f"{task} outputs are scored against labels or FP32's outputs, "
+                            "not truth")
+    if truth is not None and len(truth) != outputs.shape[0]:
+        raise QuantkitError(f"{len(truth)} ground-truth entries for {outputs.shape[0]} output "
+                            "rows: give one per row")
+    if task is Task.CLASSIFICATION:
+        return _classification(outputs, reference, labels)
+    if task is Task.DETECTION:
+        if db is None:
+            from quantkit.zoo.ppocr import db_settings
+
+            db = db_settings()
+        return score_maps(outputs, db, reference, truth)
+    if task is Task.RECOGNITION:
+        return _recognition(outputs, reference, truth, charset)
+    if reference is None:
+        raise QuantkitError("generic outputs are scored against FP32's outputs only: pass "
+                            "reference")
+    return {"sqnr_db": sqnr_db(outputs, reference), "cosine": cosine_mean(outputs, reference),
+            "max_abs_diff": max_abs_diff(outputs, reference)}
+
+
+def _task(task: Task | str) -> Task:
+    return task if isinstance(task, Task) else Task.parse(task, "task")
+
+
+def probabilities(scores: np.ndarray, like: np.ndarray | None = None) -> np.ndarray:
+    """[N, C] class probabilities: `scores` as they are if `like` (default: scores) holds
+    probabilities (in [0, 1], rows summing to 1), else softmaxed."""
+    scores = class_scores(scores).astype(np.float64)
+    like = scores if like is None else class_scores(like).astype(np.float64)
+    if (like.min() >= 0 and like.max() <= 1
+            and np.allclose(like.sum(axis=1), 1.0, atol=PROBABILITY_TOLERANCE)):
+        return scores
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _classification(outputs, reference, labels) -> dict[str, float]:
+    scores = class_scores(outputs)
+    result: dict[str, float] = {}
+    if labels is not None:
+        result["top1"] = top1(scores, label_vector(labels, scores.shape[0]))
+    if reference is not None:
+        # One decision for both, taken on FP32's: the same kind of output either way.
+        p_ref = probabilities(reference)
+        p_out = probabilities(scores, like=reference)
+        same = np.argmax(p_out, axis=1) == np.argmax(p_ref, axis=1)
+        confident = p_ref.max(axis=1) >= CONFIDENT
+        result["argmax_agreement"] = float(np.mean(same))
+        result["confident_rows"] = float(np.mean(confident))
+        if confident.any():
+            result["confident_agreement"] = float(np.mean(same[confident]))
+        result["mean_abs_prob_diff"] = float(np.mean(np.abs(p_out - p_ref)))
+    return result
+
+
+def _recognition(outputs, reference, truth, charset) -> dict[str, float]:
+    """Texts compared without spaces, as PaddleOCR's RecMetric: the model's leading and
+    trailing spaces (from a crop's margin) and word gaps are layout, not characters."""
+    if charset is None:
+        from quantkit.zoo.ppocr import charset as ppocr_charset
+
+        charset = ppocr_charset()
+    texts = without_spaces(ctc_greedy_decode(outputs, charset))
+    result: dict[str, float] = {}
+    if reference is not None:
+        fp32_texts = without_spaces(ctc_greedy_decode(reference, charset))
+        result["step_agreement"] = step_agreement(outputs, reference)
+        result["cer_vs_fp32"] = char_error_rate(texts, fp32_texts)
+        result["line_agreement"] = _same_fraction(texts, fp32_texts)
+    if truth is not None:
+        known = [index for index, text in enumerate(truth) if text is not None]
+        if known:
+            expected = without_spaces([str(truth[i]) for i in known])
+            predicted = [texts[i] for i in known]
+            result["cer_vs_truth"] = char_error_rate(predicted, expected)
+            result["line_accuracy"] = _same_fraction(predicted, expected)
+    return result
+
+
+def _same_fraction(texts: Sequence[str], others: Sequence[str]) -> float:
+    return float(np.mean([a == b for a, b in zip(texts, others)]))
