@@ -48,6 +48,11 @@ def fmt_ratio(ratio: float | None) -> str:
     return MISSING if ratio is None else f"{ratio:.2f}x"
 
 
+def target_label(record: BenchRecord) -> str:
+    """The target, with its model in front when the record names one ("lenet/onnx-int8")."""
+    return f"{record.model}/{record.target}" if record.model else record.target
+
+
 def machine_name(record: BenchRecord) -> str:
     """What to call the machine a record ran on: its host alias, else its hostname.
 
