@@ -297,13 +297,14 @@ def report(results_files, out_dir) -> None:
 
 
 def _register_commands() -> None:
-    """calibrate/analyze/package/verify/serve live beside their modules; registered here."""
+    """calibrate/analyze/package/verify/serve/fleet live beside their modules; registered here."""
     from quantkit.calibration.cli_commands import analyze_command, calibrate_command
+    from quantkit.fleet.cli_command import fleet_command
     from quantkit.packaging.cli_commands import package_command, verify_command
     from quantkit.serving.cli_command import serve_command
 
     for command in (calibrate_command, analyze_command, package_command, verify_command,
-                    serve_command):
+                    serve_command, fleet_command):
         main.add_command(command)
 
 

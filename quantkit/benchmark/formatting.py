@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from quantkit.benchmark.results import BenchRecord, BenchResults
+from quantkit.benchmark.results import BenchRecord, BenchResults, Status
 
 MISSING = "-"  # what a human-facing cell shows for "not measured"
 MB = 1_000_000  # sizes and memory in SI megabytes, as the column headers say
@@ -67,6 +67,8 @@ def machines(results: BenchResults) -> dict[str, dict[str, Any]]:
     """Each machine in the results (by name, in order of appearance) with its facts."""
     found: dict[str, dict[str, Any]] = {}
     for record in results.records:
+        if record.status == Status.NO_HOST:  # it never reached a machine
+            continue
         name = machine_name(record)
         if name not in found or (record.machine and not found[name]):
             found[name] = dict(record.machine)

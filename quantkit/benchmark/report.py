@@ -17,7 +17,7 @@ from quantkit.benchmark import plots
 from quantkit.benchmark.formatting import (MISSING, describe_machine, fmt_mb, fmt_ms,
                                            fmt_pct, fmt_points, fmt_ratio, fmt_sig3,
                                            machine_name, machines, named_machine)
-from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults, merge
+from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults, Status, merge
 from quantkit.benchmark.stats import HIGH_CV, LatencyStats
 from quantkit.errors import QuantkitError
 from quantkit.files import REPORT_FILES
@@ -74,7 +74,7 @@ def table_cells(record: BenchRecord) -> dict[str, str]:
     return {
         MODEL_COLUMN: record.model or MISSING,
         "target": record.target,
-        "machine": machine_name(record),
+        "machine": MISSING if record.status == Status.NO_HOST else machine_name(record),
         "batch": MISSING if record.batch_size is None else str(record.batch_size),
         "status": record.status,
         "p50 ms": fmt_ms(latency.get("p50_ms")),
