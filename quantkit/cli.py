@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from quantkit.benchmark.cli_options import measure_settings, timing_options
+from quantkit.benchmark.cli_options import hosts_file_option, measure_settings, timing_options
 from quantkit.calibration.cli_commands import (budget_options, calibration_options,
                                                command_config, image_options, load_data,
                                                normalisation_options)
@@ -135,9 +135,7 @@ def _measure_options(command):
         click.option("--remote", multiple=True,
                      help="Run on a host of the hosts file: HOST (every target) or "
                           "TARGET=HOST. Repeatable."),
-        click.option("--hosts", "hosts_file", type=click.Path(path_type=Path), default=None,
-                     help="Hosts file (default: ./hosts.toml, then "
-                          "~/.config/quantkit/hosts.toml)."),
+        hosts_file_option(),
     ]
     for option in reversed(options):
         command = option(command)

@@ -1,4 +1,4 @@
-"""The timing options every measuring command takes (`bench`, `run`, `fleet`), in one place.
+"""The options every measuring command takes (`bench`, `run`, `fleet`), in one place.
 
 One timed loop for every target means one set of flags and defaults for it; the commands
 add what is theirs (eval data, remote hosts, a cluster address) around these.
@@ -33,6 +33,15 @@ def timing_options(command):
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def hosts_file_option(what: str = "Hosts file"):
+    """--hosts FILE: where remote host names (SSH/adb boards) are read from."""
+    from pathlib import Path
+
+    return click.option("--hosts", "hosts_file", type=click.Path(path_type=Path), default=None,
+                        help=f"{what} (default: ./hosts.toml, then "
+                             "~/.config/quantkit/hosts.toml).")
 
 
 def measure_settings(batch_sizes, threads, warmup, iterations, duration,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from quantkit.benchmark.cli_options import measure_settings, timing_options
+from quantkit.benchmark.cli_options import hosts_file_option, measure_settings, timing_options
 from quantkit.cli_types import CommaList
 from quantkit.errors import user_errors
 
@@ -88,9 +88,7 @@ def _node_options(command):
         click.option("--remote", multiple=True,
                      help="TARGET=HOST: run TARGET on HOST of the hosts file (a board over "
                           "SSH/adb) instead of here. Repeatable."),
-        click.option("--hosts", "hosts_file", type=click.Path(path_type=Path), default=None,
-                     help="Hosts file for --remote (default: ./hosts.toml, then "
-                          "~/.config/quantkit/hosts.toml)."),
+        hosts_file_option("Hosts file for --remote"),
         click.option("--token-file", type=click.Path(path_type=Path), default=None,
                      help="The cluster's auth token (default: $RAY_AUTH_TOKEN_PATH, then "
                           "~/.ray/auth_token)."),

@@ -62,8 +62,7 @@ def check_reachable(address: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
         if isinstance(exc, socket.timeout):
             reason = f"no answer within {timeout_s:.0f} s"
         raise QuantkitError(f"cannot reach the Ray head at {address}: {reason} (start it with "
-                            "`ray start --head` or `quantkit fleet node --head`; see "
-                            "deploy/fleet.md)") from None
+                            "`quantkit fleet head`; see deploy/fleet.md)") from None
 
 
 def connect(address: str, token_path: Path | None = None) -> None:

@@ -116,8 +116,8 @@ def run_fleet(zoo_path: str | Path, address: str, out_dir: str | Path,
     runs = check_zoo(Path(zoo_path))
     out_dir = replaceable_output(out_dir, force or _is_empty_folder(Path(out_dir)),
                                  inputs=[run.model.model_dir for run in runs])
-    if address != LOCAL:
-        fleet_connect.split_address(address)
+    if address != LOCAL:  # a dead address: one line within seconds, nothing written
+        fleet_connect.check_reachable(address)
     cluster = None
     try:
         if address == LOCAL:
