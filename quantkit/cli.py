@@ -13,16 +13,14 @@ from pathlib import Path
 
 import click
 
-from quantkit.benchmark.jobs import MeasureSettings
+from quantkit.benchmark.cli_options import hosts_file_option, measure_settings, timing_options
 from quantkit.calibration.cli_commands import (budget_options, calibration_options,
                                                command_config, image_options, load_data,
                                                normalisation_options)
 from quantkit.benchmark.recommend import DEFAULT_MAX_DROP
-from quantkit.cli_types import (NON_NEGATIVE, POINTS, POSITIVE, POSITIVE_SECONDS, BatchSizes,
-                                CommaList, FiniteNumber, output_options)
+from quantkit.cli_types import POINTS, POSITIVE, CommaList, FiniteNumber, output_options
 from quantkit.errors import QuantkitError, user_errors
 
-MEASURE = MeasureSettings()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,17 +131,7 @@ def doctor() -> None:
 def _measure_options(command):
     """The timing and eval options `bench` and `run` share (one method for every target)."""
     options = [
-        click.option("--batch-sizes", type=BatchSizes(), default="1", show_default=True,
-                     help="Comma-separated batch sizes to time, e.g. 1,64."),
-        click.option("--threads", type=POSITIVE, default=None,
-                     help="CPU threads per target (default: each target profile's)."),
-        click.option("--warmup", type=NON_NEGATIVE, default=MEASURE.warmup, show_default=True,
-                     help="Untimed runs before timing."),
-        click.option("--iterations", type=POSITIVE, default=None,
-                     help=f"Timed runs per batch size [default: {MEASURE.iterations} unless "
-                          "--duration]."),
-        click.option("--duration", type=POSITIVE_SECONDS, default=None,
-                     help="Time each batch size for this many seconds instead."),
+        timing_options,
         click.option("--eval", "eval_spec", default=None,
                      help="Eval set: 'mnist', an .npz (inputs by feed name, optional "
                           "labels) or a folder with one sub-folder of images per class."),
@@ -152,22 +140,11 @@ def _measure_options(command):
         click.option("--remote", multiple=True,
                      help="Run on a host of the hosts file: HOST (every target) or "
                           "TARGET=HOST. Repeatable."),
-        click.option("--hosts", "hosts_file", type=click.Path(path_type=Path), default=None,
-                     help="Hosts file (default: ./hosts.toml, then "
-                          "~/.config/quantkit/hosts.toml)."),
-        click.option("--timeout", type=POSITIVE_SECONDS, default=MEASURE.timeout_s,
-                     show_default=True, help="Seconds allowed per target process."),
+        hosts_file_option(),
     ]
     for option in reversed(options):
         command = option(command)
     return command
-
-
-def _measure_settings(batch_sizes, threads, warmup, iterations, duration, timeout):
-    if iterations is None and duration is None:
-        iterations = MEASURE.iterations
-    return MeasureSettings(batch_sizes=tuple(batch_sizes), threads=threads, warmup=warmup,
-                           iterations=iterations, duration_s=duration, timeout_s=timeout)
 
 
 def _remote_hosts(remote, hosts_file) -> dict:
@@ -254,7 +231,7 @@ def bench(paths, target_names, reference, out_dir, max_drop, batch_sizes, thread
     with user_errors(out_dir):
         if len(set(target_names)) != len(target_names):
             raise QuantkitError(f"--target lists a target twice: {', '.join(target_names)}")
-        settings = _measure_settings(batch_sizes, threads, warmup, iterations, duration,
+        settings = measure_settings(batch_sizes, threads, warmup, iterations, duration,
                                      timeout)
         _check_writable(out_dir)
         artifacts = find_artifacts(list(paths), list(target_names) or None)
@@ -297,7 +274,7 @@ def run_command(model_dir, calib_spec, calib_limit, algo, calib_batch_size, cali
     with user_errors(out_dir):
         settings = RunSettings(
             calibration=command_config(algo, calib_batch_size, calib_batches),
-            measure=_measure_settings(batch_sizes, threads, warmup, iterations, duration,
+            measure=measure_settings(batch_sizes, threads, warmup, iterations, duration,
                                       timeout),
             max_drop=max_drop, max_trials=max_trials)
         model = check_inference_model(model_dir, model_filename, params_filename)
@@ -331,14 +308,15 @@ def report(results_files, out_dir, max_drop) -> None:
 
 
 def _register_commands() -> None:
-    """Commands that live beside their modules (calibrate, package, serve, translate, ...)."""
+    """Commands that live beside their modules (calibrate, package, serve, fleet, ...)."""
     from quantkit.calibration.cli_commands import analyze_command, calibrate_command
+    from quantkit.fleet.cli_command import fleet_command
     from quantkit.packaging.cli_commands import package_command, verify_command
     from quantkit.pir.cli_commands import env_group, translate_command
     from quantkit.serving.cli_command import serve_command
 
     for command in (calibrate_command, analyze_command, package_command, verify_command,
-                    serve_command, translate_command, env_group):
+                    serve_command, translate_command, env_group, fleet_command):
         main.add_command(command)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from quantkit.benchmark.results import BenchRecord, BenchResults
+from quantkit.benchmark.results import BenchRecord, BenchResults, Status
 
 MISSING = "-"  # what a human-facing cell shows for "not measured"
 MB = 1_000_000  # sizes and memory in SI megabytes, as the column headers say
@@ -48,6 +48,11 @@ def fmt_ratio(ratio: float | None) -> str:
     return MISSING if ratio is None else f"{ratio:.2f}x"
 
 
+def target_label(record: BenchRecord) -> str:
+    """The target, with its model in front when the record names one ("lenet/onnx-int8")."""
+    return f"{record.model}/{record.target}" if record.model else record.target
+
+
 def machine_name(record: BenchRecord) -> str:
     """What to call the machine a record ran on: its host alias, else its hostname.
 
@@ -62,6 +67,8 @@ def machines(results: BenchResults) -> dict[str, dict[str, Any]]:
     """Each machine in the results (by name, in order of appearance) with its facts."""
     found: dict[str, dict[str, Any]] = {}
     for record in results.records:
+        if record.status == Status.NO_HOST:  # it never reached a machine
+            continue
         name = machine_name(record)
         if name not in found or (record.machine and not found[name]):
             found[name] = dict(record.machine)

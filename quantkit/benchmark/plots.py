@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantkit.atomic import atomic_path
-from quantkit.benchmark.formatting import MB, fmt_ratio, fmt_sig3, machine_name, machines
+from quantkit.benchmark.formatting import (MB, fmt_ratio, fmt_sig3, machine_name, machines,
+                                           target_label)
 from quantkit.benchmark.recommend import quality, recommend
 from quantkit.benchmark.results import BenchRecord, BenchResults
 
@@ -55,7 +56,7 @@ def plot_latency_vs_accuracy(results: BenchResults, path: Path) -> Path:
             left_out.append((record, reason))
             continue
         machine = machine_name(record)
-        points.append(_Point(record.target, record.batch_size, machine,
+        points.append(_Point(target_label(record), record.batch_size, machine,
                              record.latency_ms["p50_ms"], quality(record)[1],
                              (machine, record.batch_size, record.target) in front))
     names = list(machines(results))
@@ -148,14 +149,14 @@ def plot_sizes(results: BenchResults, path: Path) -> Path:
     bars: dict[tuple[str, str], BenchRecord] = {}
     left_out: list[tuple[BenchRecord, str]] = []
     for record in results.records:
-        key = (record.target, machine_name(record))
+        key = (target_label(record), machine_name(record))
         if record.size_bytes is None:
             left_out.append((record, "no size"))
         else:
             bars.setdefault(key, record)
     # A target sized at one batch size but not another is not "left out".
     left_out = [(record, reason) for record, reason in left_out
-                if (record.target, machine_name(record)) not in bars]
+                if (target_label(record), machine_name(record)) not in bars]
     names = list(machines(results))
     several = len(names) > 1
     height = BAR_MARGIN_IN + BAR_HEIGHT_IN * max(2, len(bars))
@@ -225,7 +226,7 @@ def _target_colours(records: list[BenchRecord]) -> dict[str, tuple]:
     import matplotlib
 
     palette = matplotlib.colormaps["tab10"]
-    targets = list(dict.fromkeys(record.target for record in records))
+    targets = list(dict.fromkeys(target_label(record) for record in records))
     return {target: palette(index % 10) for index, target in enumerate(targets)}
 
 
@@ -265,7 +266,7 @@ def _footnote(fig, left_out: list[tuple[BenchRecord, str]], y: float = 0.02) -> 
     if not left_out:
         return ""
     items = list(dict.fromkeys(
-        f"{record.target}"
+        target_label(record)
         + (f" b{record.batch_size}" if record.batch_size is not None else "")
         + f" @{machine_name(record)} ({reason})" for record, reason in left_out))
     shown = ", ".join(items[:_FOOTNOTE_ITEMS])

@@ -18,7 +18,7 @@ from quantkit.benchmark.formatting import (MISSING, describe_machine, fmt_mb, fm
                                            fmt_pct, fmt_points, fmt_ratio, fmt_sig3,
                                            machine_name, machines, named_machine)
 from quantkit.benchmark.recommend import DEFAULT_MAX_DROP, recommend
-from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults, merge
+from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults, Status, merge
 from quantkit.benchmark.stats import HIGH_CV, LatencyStats
 from quantkit.errors import QuantkitError
 from quantkit.files import REPORT_FILES
@@ -33,20 +33,22 @@ ACCURACY_KEYS = tuple(item.name for item in fields(Accuracy))
 MACHINE_KEYS = ("hostname", "arch", "cpu_model", "isa_flags", "logical_cores", "os", "python",
                 "libraries")
 # Spreadsheet columns: named after the JSON fields so a CSV header maps back to the schema.
-CSV_COLUMNS = (("target", "backend", "precision", "device", "status", "host", "machine",
+CSV_COLUMNS = (("model", "target", "backend", "precision", "device", "status", "host", "machine",
                 "batch_size", "threads", "timing_mode")
                + tuple(f"latency_{key}" for key in LATENCY_KEYS)
                + ("throughput_sps", "peak_rss_bytes", "size_bytes", "size_ratio")
                + tuple(f"accuracy_{key}" for key in ACCURACY_KEYS)
                + ("warnings", "error")
                + tuple(f"machine_{key}" for key in MACHINE_KEYS))
-# Human columns, shared by the rich table and the Markdown table.
+# Human columns, shared by the rich table and the Markdown table ("model" goes first when
+# the records come from several models: table_columns).
+MODEL_COLUMN = "model"
 TABLE_COLUMNS = ("target", "machine", "batch", "status", "p50 ms", "p90 ms", "p99 ms",
                  "samples/s", "RSS MB", "size MB", "vs FP32", "top-1", "drop pts", "agree",
                  "notes")
 _NUMERIC_COLUMNS = frozenset(TABLE_COLUMNS[4:14]) | {"batch"}
 _STATUS_STYLES = {"ok": "green", "failed": "red", "crashed": "bold red",
-                  "skipped": "yellow", "interrupted": "yellow"}
+                  "skipped": "yellow", "interrupted": "yellow", "no-host": "yellow"}
 
 
 def record_notes(record: BenchRecord) -> list[str]:
@@ -71,8 +73,9 @@ def table_cells(record: BenchRecord) -> dict[str, str]:
     latency = record.latency_ms or {}
     accuracy = record.accuracy
     return {
+        MODEL_COLUMN: record.model or MISSING,
         "target": record.target,
-        "machine": machine_name(record),
+        "machine": MISSING if record.status == Status.NO_HOST else machine_name(record),
         "batch": MISSING if record.batch_size is None else str(record.batch_size),
         "status": record.status,
         "p50 ms": fmt_ms(latency.get("p50_ms")),
@@ -87,6 +90,12 @@ def table_cells(record: BenchRecord) -> dict[str, str]:
         "agree": fmt_pct(accuracy.argmax_agreement if accuracy else None),
         "notes": "; ".join(record_notes(record)) or MISSING,
     }
+
+
+def table_columns(results: BenchResults) -> tuple[str, ...]:
+    """TABLE_COLUMNS, with the model in front when the records name several models."""
+    several = len({record.model for record in results.records}) > 1
+    return ((MODEL_COLUMN,) if several else ()) + TABLE_COLUMNS
 
 
 # -- the views ------------------------------------------------------------------------
@@ -104,7 +113,7 @@ def render_table(results: BenchResults, console: "Console | None" = None) -> "Ta
                                                 if results.interrupted else ""),
                   caption=_machines_caption(results), caption_justify="left")
     # One machine: the caption names it, and the notes get its column's width.
-    columns = [c for c in TABLE_COLUMNS
+    columns = [c for c in table_columns(results)
                if c != "machine" or len(set(map(machine_name, results.records))) > 1]
     for column in columns:
         table.add_column(column, justify="right" if column in _NUMERIC_COLUMNS else "left",
@@ -144,7 +153,7 @@ def to_csv(results: BenchResults) -> str:
 def csv_row(record: BenchRecord) -> dict[str, str]:
     """One record flattened to CSV_COLUMNS (latency_*, accuracy_*, machine_* columns)."""
     row: dict[str, Any] = {
-        "target": record.target, "backend": record.backend, "precision": record.precision,
+        "model": record.model, "target": record.target, "backend": record.backend, "precision": record.precision,
         "device": record.device, "status": record.status, "host": record.host,
         "machine": machine_name(record), "batch_size": record.batch_size,
         "threads": record.threads, "timing_mode": record.timing_mode,
@@ -167,13 +176,14 @@ def csv_row(record: BenchRecord) -> dict[str, str]:
 
 def to_markdown(results: BenchResults) -> str:
     """A GitHub Markdown table of the records, with the machine(s) named under it."""
-    header = "| " + " | ".join(TABLE_COLUMNS) + " |"
+    columns = table_columns(results)
+    header = "| " + " | ".join(columns) + " |"
     rule = "|" + "|".join("---:" if column in _NUMERIC_COLUMNS else "---"
-                          for column in TABLE_COLUMNS) + "|"
+                          for column in columns) + "|"
     lines = [header, rule]
     for record in results.records:
         cells = table_cells(record)
-        lines.append("| " + " | ".join(_md_escape(cells[column]) for column in TABLE_COLUMNS)
+        lines.append("| " + " | ".join(_md_escape(cells[column]) for column in columns)
                      + " |")
     lines.append("")
     if results.interrupted:

@@ -68,6 +68,7 @@ class BenchRecord:
     accuracy: Accuracy | None = None
     warnings: tuple[str, ...] = ()
     machine: dict[str, Any] = field(default_factory=dict)  # measure.machine_facts()
+    model: str | None = None  # which model of a zoo/fleet run; None: a single-model run
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status.parse(self.status, "status",
@@ -91,6 +92,8 @@ class BenchRecord:
         check_name(data["target"], "target", where)
         if data.get("host") is not None:
             check_name(data["host"], "host", where)
+        if data.get("model") is not None:
+            check_name(data["model"], "model", where)
         problem = _type_problem(data)
         if problem:
             raise QuantkitError(f"{where} ({data.get('target')}): {problem}; regenerate it "

@@ -86,7 +86,7 @@ def bench(plan: BenchPlan, out_dir: Path | None = None,
     artifacts = [load_artifact(path) for path in plan.artifacts]
     if not artifacts:
         raise QuantkitError("nothing to benchmark: give at least one artifact")
-    reference_dir = _reference_dir(plan, artifacts)
+    reference_dir = reference_dir_for(plan, artifacts)
     order = sorted(artifacts, key=lambda a: a.folder != reference_dir)  # reference first
     if reference_dir is not None and all(a.folder != reference_dir for a in artifacts):
         order.insert(0, load_artifact(reference_dir))
@@ -94,7 +94,7 @@ def bench(plan: BenchPlan, out_dir: Path | None = None,
     results = BenchResults(settings=plan.settings.to_dict(),
                            eval_set=eval_set.describe() if eval_set is not None else None,
                            reference={"artifact": str(reference_dir)} if reference_dir else None)
-    reference: _Reference | None = None
+    scorer = Scorer(plan, reference_dir)
     with tempfile.TemporaryDirectory(prefix="quantkit-bench-") as scratch, \
             InterruptFlag() as interrupts:
         try:
@@ -104,9 +104,7 @@ def bench(plan: BenchPlan, out_dir: Path | None = None,
                 result, outputs = _measure(artifact, plan, Path(scratch) / f"{index:02d}",
                                            interrupts)
                 interrupts.check()
-                if artifact.folder == reference_dir:
-                    reference = _reference_from(artifact, result, outputs, eval_set)
-                records = records_for(artifact, result, outputs, plan, reference)
+                records = scorer.add(artifact, result, outputs)
                 results.records.extend(records)
                 on_event(_summary_line(records))
                 if out_dir is not None:
@@ -116,7 +114,7 @@ def bench(plan: BenchPlan, out_dir: Path | None = None,
             done = {record.target for record in results.records}
             for artifact in order:
                 if artifact.target not in done:
-                    results.records.append(_bare_record(
+                    results.records.append(bare_record(
                         artifact, "interrupted", "run interrupted before this target finished"))
             if out_dir is not None:
                 _save(results, out_dir)
@@ -129,7 +127,7 @@ def _save(results: BenchResults, out_dir: Path) -> None:
     results.save(confined(out_dir, RESULTS_FILE))
 
 
-def _reference_dir(plan: BenchPlan, artifacts: list[Artifact]) -> Path | None:
+def reference_dir_for(plan: BenchPlan, artifacts: list[Artifact]) -> Path | None:
     if plan.reference is not None:
         reference = load_artifact(plan.reference)
         if reference.precision != "fp32":
@@ -153,20 +151,39 @@ def _measure(artifact: Artifact, plan: BenchPlan, job_dir: Path,
                     "error": f"cannot run here: {available.reason}. On such a machine: "
                              f"quantkit bench {artifact.folder} --remote HOST "
                              "(docs/remote-boards.md)"}, None
+    problem = write_bench_job(artifact, plan, job_dir, embed_artifact=host is not None,
+                              opener=getattr(host, "opener", "auto"))
+    if problem is not None:
+        return problem, None
+    return run_bench_job(job_dir, plan.settings, host,
+                         should_stop=lambda: interrupts.requested)
+
+
+def write_bench_job(artifact: Artifact, plan: BenchPlan, job_dir: Path,
+                    embed_artifact: bool = False, opener: str = "auto") -> dict | None:
+    """The job folder that measures `artifact` as `plan` says; a failed result if its
+    inputs cannot be made (the eval set does not fit the artifact's feeds)."""
     try:
         feeds = artifact_feeds(artifact)
         bench_inputs, eval_inputs = _inputs_for(feeds, plan)
     except QuantkitError as exc:
-        return {"status": "failed", "error": str(exc)}, None
+        return {"status": "failed", "error": str(exc)}
     write_job(job_dir, artifact.folder, plan.settings, bench_inputs, eval_inputs,
-              embed_artifact=host is not None,
-              opener=getattr(host, "opener", "auto") if host is not None else "auto")
+              embed_artifact=embed_artifact, opener=opener)
+    return None
+
+
+def run_bench_job(job_dir: Path, settings: MeasureSettings, host=None,
+                  should_stop: Callable[[], bool] = lambda: False
+                  ) -> tuple[dict, np.ndarray | None]:
+    """Run a written job in a runner process here, or on `host` (a HostProfile);
+    (result record, eval outputs or None)."""
     if host is None:
-        result = run_local(job_dir, plan.settings, should_stop=lambda: interrupts.requested)
+        result = run_local(job_dir, settings, should_stop=should_stop)
     else:
         from quantkit.benchmark.remote import run_remote
 
-        result = run_remote(job_dir, host, plan.settings.timeout_s)
+        result = run_remote(job_dir, host, settings.timeout_s)
         result["host"] = host.name
     outputs = None
     if result.get("status") == "ok" and result.get("eval_outputs"):
@@ -196,6 +213,25 @@ def _reference_from(artifact: Artifact, result: dict, outputs, eval_set) -> _Ref
     return reference
 
 
+class Scorer:
+    """Runner results -> records, scored against the FP32 reference once it is known.
+
+    `bench` adds the reference's result first, then each target's as it finishes; the
+    fleet adds them in the same order once every node has answered.
+    """
+
+    def __init__(self, plan: BenchPlan, reference_dir: Path | None) -> None:
+        self.plan = plan
+        self.reference_dir = None if reference_dir is None else Path(reference_dir)
+        self.reference: _Reference | None = None
+
+    def add(self, artifact: Artifact, result: dict,
+            outputs: np.ndarray | None) -> list[BenchRecord]:
+        if self.reference_dir is not None and Path(artifact.folder) == self.reference_dir:
+            self.reference = _reference_from(artifact, result, outputs, self.plan.eval_set)
+        return records_for(artifact, result, outputs, self.plan, self.reference)
+
+
 def records_for(artifact: Artifact, result: dict, outputs: np.ndarray | None,
                 plan: BenchPlan, reference: _Reference | None) -> list[BenchRecord]:
     """One record per batch size from a runner result (one record if it did not run)."""
@@ -203,7 +239,7 @@ def records_for(artifact: Artifact, result: dict, outputs: np.ndarray | None,
     size = artifact.size_bytes
     ratio = size / reference.size_bytes if reference and reference.size_bytes else None
     if status != "ok":
-        record = _bare_record(artifact, status, result.get("error") or "no error text",
+        record = bare_record(artifact, status, result.get("error") or "no error text",
                               host=result.get("host", "local"), machine=result.get("machine"))
         return [dataclasses.replace(record, size_ratio=ratio)]
     accuracy = _accuracy(outputs, plan, reference, artifact)
@@ -257,8 +293,9 @@ def _accuracy(outputs, plan: BenchPlan, reference: _Reference | None,
         source=plan.eval_set.source)
 
 
-def _bare_record(artifact: Artifact, status: str, error: str, host: str = "local",
-                 machine: dict | None = None) -> BenchRecord:
+def bare_record(artifact: Artifact, status: str, error: str, host: str = "local",
+                machine: dict | None = None) -> BenchRecord:
+    """The record of a target that was not measured (skipped, failed, no host...)."""
     return BenchRecord(target=artifact.target, backend=artifact.backend,
                        precision=artifact.precision,
                        device=artifact_profile(artifact.folder).device,
