@@ -14,12 +14,13 @@ PYTHON310 ?= $(shell for c in python3.10 $$(pyenv root 2>/dev/null)/versions/3.1
                  if "$$c" -c 'import sys, venv; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then \
                      command -v "$$c" || echo "$$c"; break; fi; done)
 
-.PHONY: demo test bench venv side-envs clean help
+.PHONY: demo test bench zoo venv side-envs clean help
 
 help:
 	@echo "make demo   set up .venv (Python 3.10) and run the PaddleSlim PTQ tutorial with quantkit"
 	@echo "make test   set up .venv and run the test suite"
 	@echo "make bench  set up .venv and run the benchmarks (pytest-benchmark, JSON in .benchmarks/)"
+	@echo "make zoo    set up .venv and take every zoo.toml model through every target (zoo-output/)"
 
 venv: $(STAMP)
 
@@ -49,9 +50,12 @@ side-envs: $(STAMP)
 test: $(STAMP) side-envs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+zoo: $(STAMP)
+	$(VENV)/bin/quantkit zoo zoo.toml --out zoo-output --force
+
 bench: $(STAMP)
 	mkdir -p .benchmarks
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-group-by=group --benchmark-json=.benchmarks/latest.json
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .benchmarks
+	rm -rf $(VENV) demo-output zoo-output .pytest_cache .benchmarks

@@ -20,6 +20,7 @@ from quantkit.calibration.cli_commands import (budget_options, calibration_optio
 from quantkit.benchmark.recommend import DEFAULT_MAX_DROP
 from quantkit.cli_types import POINTS, POSITIVE, CommaList, FiniteNumber, output_options
 from quantkit.errors import QuantkitError, user_errors
+from quantkit.zoo.config import Task
 
 
 
@@ -134,7 +135,12 @@ def _measure_options(command):
         timing_options,
         click.option("--eval", "eval_spec", default=None,
                      help="Eval set: 'mnist', an .npz (inputs by feed name, optional "
-                          "labels) or a folder with one sub-folder of images per class."),
+                          "labels), a folder with one sub-folder of images per class, or "
+                          "zoo:NAME (PP-OCR sets with ground truth)."),
+        click.option("--task", type=click.Choice([str(task) for task in Task]), default=None,
+                     help="What the outputs mean, so accuracy uses the metric it needs "
+                          "[default: the zoo set's task, else classification with labels, "
+                          "else generic (closeness to FP32)]."),
         click.option("--eval-limit", type=POSITIVE, default=None,
                      help="Use the first N eval rows."),
         click.option("--remote", multiple=True,
@@ -217,7 +223,7 @@ def _exit_status(results) -> None:
 @_measure_options
 @normalisation_options
 def bench(paths, target_names, reference, out_dir, max_drop, batch_sizes, threads, warmup,
-          iterations, duration, eval_spec, eval_limit, remote, hosts_file, timeout, mean,
+          iterations, duration, eval_spec, task, eval_limit, remote, hosts_file, timeout, mean,
           std) -> None:
     """Measure latency, throughput, memory, size and accuracy of converted artifacts.
 
@@ -238,7 +244,8 @@ def bench(paths, target_names, reference, out_dir, max_drop, batch_sizes, thread
         feeds = artifact_feeds(load_artifact(artifacts[0]))
         plan = BenchPlan(artifacts=artifacts, settings=settings,
                          eval_set=_eval_set(eval_spec, feeds, eval_limit, mean, std),
-                         reference=reference, remote=_remote_hosts(remote, hosts_file))
+                         reference=reference, remote=_remote_hosts(remote, hosts_file),
+                         task=task)
         results = run_bench(plan, out_dir, _print_event)
         attach_recommendation(results, max_drop)
         render_table(results)
@@ -263,7 +270,7 @@ def bench(paths, target_names, reference, out_dir, max_drop, batch_sizes, thread
 @image_options
 def run_command(model_dir, calib_spec, calib_limit, algo, calib_batch_size, calib_batches,
                 target_list, out_dir, max_drop, max_trials, force, package_bundles,
-                batch_sizes, threads, warmup, iterations, duration, eval_spec, eval_limit,
+                batch_sizes, threads, warmup, iterations, duration, eval_spec, task, eval_limit,
                 remote, hosts_file, timeout, mean, std, model_filename,
                 params_filename) -> None:
     """Calibrate MODEL_DIR, convert for every target, benchmark them and report."""
@@ -276,7 +283,7 @@ def run_command(model_dir, calib_spec, calib_limit, algo, calib_batch_size, cali
             calibration=command_config(algo, calib_batch_size, calib_batches),
             measure=measure_settings(batch_sizes, threads, warmup, iterations, duration,
                                       timeout),
-            max_drop=max_drop, max_trials=max_trials)
+            max_drop=max_drop, max_trials=max_trials, task=task)
         model = check_inference_model(model_dir, model_filename, params_filename)
         calib_set, eval_set = load_data(model, calib_spec, calib_limit, eval_spec,
                                         eval_limit, mean, std)
@@ -314,9 +321,10 @@ def _register_commands() -> None:
     from quantkit.packaging.cli_commands import package_command, verify_command
     from quantkit.pir.cli_commands import env_group, translate_command
     from quantkit.serving.cli_command import serve_command
+    from quantkit.zoo.cli_command import zoo_command
 
     for command in (calibrate_command, analyze_command, package_command, verify_command,
-                    serve_command, translate_command, env_group, fleet_command):
+                    serve_command, translate_command, env_group, fleet_command, zoo_command):
         main.add_command(command)
 
 

@@ -40,6 +40,7 @@ class RunSettings:
     reference_target: str = REFERENCE_TARGET
     max_drop: float | None = None  # accuracy budget in points (quantkit.calibration.budget)
     max_trials: int = DEFAULT_MAX_TRIALS
+    task: str | None = None  # what the outputs mean (benchmark.accuracy.resolve_task)
 
 
 @dataclass
@@ -52,6 +53,7 @@ class PreparedRun:
     failures: list[BenchRecord]  # conversions that failed, as records
     reference: Path | None  # the FP32 reference artifact, if it converted
     targets: tuple[str, ...]
+    calibration_s: float | None = None  # wall time of calibration (None: no INT8 target)
 
 
 def prepare(model_dir: Path, calib_set: Dataset | None, targets: Sequence[str], out_dir: Path,
@@ -88,10 +90,12 @@ def prepare(model_dir: Path, calib_set: Dataset | None, targets: Sequence[str], 
     out_dir = _fresh_folder(Path(out_dir), force, model.given_dir)
     try:
         write_run_record(out_dir, model, settings, calib_set, targets)
-        quantized_dir = None
+        quantized_dir, calibration_s = None, None
         if needs_int8:
+            started = time.perf_counter()
             quantized_dir = _calibrate(model, calib_set, settings, out_dir / CALIBRATED_DIR,
                                        on_calibration_batch, on_event, eval_set)
+            calibration_s = time.perf_counter() - started
         artifacts, failures = _convert_all(model, quantized_dir, profiles, reference, out_dir,
                                            on_event)
     except BaseException:  # nothing measured yet: leave no half-made run folder
@@ -100,7 +104,7 @@ def prepare(model_dir: Path, calib_set: Dataset | None, targets: Sequence[str], 
     reference_dir = (out_dir / ARTIFACTS_DIR / reference.name).absolute()
     return PreparedRun(out_dir, model, artifacts, failures,
                        reference_dir if reference_dir in artifacts else None,
-                       tuple(profile.name for profile in profiles))
+                       tuple(profile.name for profile in profiles), calibration_s)
 
 
 def run(model_dir: Path, calib_set: Dataset | None, targets: Sequence[str], out_dir: Path,
@@ -116,7 +120,7 @@ def run(model_dir: Path, calib_set: Dataset | None, targets: Sequence[str], out_
     prepared = prepare(model_dir, calib_set, targets, out_dir, eval_set, settings,
                        model_filename, params_filename, force, on_event, on_calibration_batch)
     plan = BenchPlan(artifacts=prepared.artifacts, settings=settings.measure, eval_set=eval_set,
-                     reference=prepared.reference, remote=remote or {})
+                     reference=prepared.reference, remote=remote or {}, task=settings.task)
     results = bench(plan, prepared.out_dir, on_event) if prepared.artifacts else BenchResults()
     results.records.extend(prepared.failures)
     results.settings = run_settings_record(prepared, settings)

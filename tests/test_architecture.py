@@ -30,7 +30,7 @@ STAGES = (  # (stage, module prefixes), earliest first
     ("targets", ("quantkit.targets",)),
     ("benchmark", ("quantkit.benchmark",)),
     ("packaging", ("quantkit.packaging",)),
-    ("zoo runs", ("quantkit.pipeline", "quantkit.zoo.run")),
+    ("zoo runs", ("quantkit.pipeline", "quantkit.zoo.run", "quantkit.zoo.cli_command")),
     ("fleet", ("quantkit.fleet",)),
     ("serving", ("quantkit.serving",)),
     ("commands", ("quantkit.demo", "quantkit.doctor",

@@ -1,4 +1,5 @@
-"""Accuracy scoring on hand-computed examples: top-1, drop, agreement with the FP32 outputs."""
+"""Accuracy scoring on hand-computed examples: the task's metric, the drop vs FP32, and
+agreement with the FP32 outputs."""
 from __future__ import annotations
 
 import math
@@ -7,8 +8,10 @@ import warnings
 import numpy as np
 import pytest
 
-from quantkit.benchmark.accuracy import measure_accuracy
+from quantkit.benchmark.accuracy import measure_accuracy, resolve_task
 from quantkit.benchmark.results import Accuracy
+from quantkit.data.dataset import Dataset
+from quantkit.zoo.config import Task
 from quantkit.errors import QuantkitError
 from quantkit.metrics import argmax_agreement, cosine_mean, max_abs_diff, top1
 
@@ -83,44 +86,83 @@ def test_agreement_refuses_other_shapes_naming_both():
         agreement(LOGITS, OUTPUTS)
 
 
-def test_measure_accuracy_fills_everything_it_can():
-    result = measure_accuracy(LOGITS, LABELS, reference_outputs=LOGITS * 2,
-                              reference_top1=1.0)
+def _rows(labels=None, truth=None, task=None, rows=4) -> Dataset:
+    """An eval set of `rows` rows (the inputs do not matter to scoring)."""
+    return Dataset(name="t", source="t.npz", inputs={"x": np.zeros((rows, 1), np.float32)},
+                   labels=labels, truth=truth, extra={"task": task} if task else {})
+
+
+def test_classification_with_labels_scores_top1_and_the_drop_vs_fp32():
+    fp32 = measure_accuracy(LOGITS * 2, "classification", _rows(np.array([0, 1, 2, 0])))
+    assert (fp32.metric, fp32.value, fp32.reference_value, fp32.drop_points) == \
+        ("top1", 1.0, 1.0, 0.0)
+    result = measure_accuracy(LOGITS, "classification", _rows(LABELS), LOGITS * 2, fp32)
     assert isinstance(result, Accuracy)
-    assert result.rows == 4 and result.top1 == 0.75 and result.reference_top1 == 1.0
+    assert result.rows == 4 and result.top1 == 0.75 and result.reference_value == 1.0
     assert result.drop_points == pytest.approx(25.0)  # positive: accuracy was lost
-    assert result.argmax_agreement == 1.0 and result.cosine_mean == pytest.approx(1.0)
-    assert result.max_abs_diff == 5.0  # row 2: |10 - 5|
+    assert result.metrics["argmax_agreement"] == 1.0
+    assert result.label == "top-1 accuracy" and result.higher_is_better
 
 
-def test_measure_accuracy_gain_is_negative_drop():
-    assert measure_accuracy(LOGITS, LABELS, reference_top1=0.5).drop_points == \
-        pytest.approx(-25.0)
+def test_a_gain_is_a_negative_drop():
+    fp32 = measure_accuracy(LOGITS, "classification", _rows(np.array([0, 0, 0, 0])))
+    assert fp32.value == 0.5
+    result = measure_accuracy(LOGITS, "classification", _rows(LABELS), LOGITS, fp32)
+    assert result.drop_points == pytest.approx(-25.0)
 
 
-def test_measure_accuracy_leaves_unknowns_empty():
-    assert measure_accuracy(LOGITS) == Accuracy(rows=4)
-    labels_only = measure_accuracy(LOGITS, LABELS)
-    assert (labels_only.top1, labels_only.drop_points, labels_only.cosine_mean) == \
-        (0.75, None, None)
-    reference_only = measure_accuracy(OUTPUTS, reference_outputs=REFERENCE)
-    assert reference_only.top1 is None
-    assert reference_only.cosine_mean == pytest.approx(COSINE_MEAN)
-    # a reference top-1 without labels gives no drop
-    assert measure_accuracy(LOGITS, reference_top1=0.9).drop_points is None
+def test_without_labels_classification_is_agreement_with_fp32():
+    result = measure_accuracy(OUTPUTS, "classification", _rows(), REFERENCE,
+                              measure_accuracy(REFERENCE, "classification", _rows()))
+    assert result.top1 is None and result.metric in ("confident_agreement",
+                                                     "argmax_agreement")
+    assert result.drop_points == pytest.approx((1 - result.value) * 100)
+
+
+def test_unknown_outputs_are_generic_closeness_never_an_argmax():
+    assert resolve_task(None, _rows()) is Task.GENERIC
+    fp32 = measure_accuracy(REFERENCE, resolve_task(None, _rows()), _rows())
+    assert (fp32.metric, fp32.value, fp32.drop_points) == ("sqnr_db", None, 0.0)
+    result = measure_accuracy(OUTPUTS, "generic", _rows(), REFERENCE, fp32)
+    assert "argmax_agreement" not in result.metrics and "top1" not in result.metrics
+    assert result.metrics["cosine"] == pytest.approx(COSINE_MEAN)
+    assert result.metrics["max_abs_diff"] == 2.0
+    assert result.drop_points == pytest.approx((1 - COSINE_MEAN) * 100)
+    assert result.unit == "dB"
+
+
+def test_detection_maps_are_scored_on_boxes_and_labels_are_ignored():
+    maps = np.zeros((2, 1, 64, 64), np.float32)
+    maps[:, :, 10:20, 10:40] = 0.9  # one text line per row
+    shifted = np.roll(maps, 30, axis=2)  # the line moved: no box overlaps
+    fp32 = measure_accuracy(maps, "detection", _rows(np.array([0, 1]), rows=2))
+    assert fp32.metric == "box_f1_vs_fp32" and fp32.value == 1.0
+    result = measure_accuracy(shifted, "detection", _rows(np.array([0, 1]), rows=2), maps,
+                              fp32)
+    assert result.metrics["box_f1_vs_fp32"] == 0.0 and result.drop_points == 100.0
+    assert "top1" not in result.metrics and "argmax_agreement" not in result.metrics
+
+
+def test_the_task_comes_from_the_option_then_the_zoo_set_then_the_labels():
+    assert resolve_task("recognition", _rows(LABELS, task="detection")) is Task.RECOGNITION
+    assert resolve_task(None, _rows(LABELS, task="detection")) is Task.DETECTION
+    assert resolve_task(None, _rows(LABELS)) is Task.CLASSIFICATION
+    with pytest.raises(QuantkitError, match="task"):
+        resolve_task("segmentation", _rows())
 
 
 def test_label_beyond_the_outputs_is_refused_naming_it():
     with pytest.raises(QuantkitError, match=r"my.npz: largest label is 7 .* 3 outputs"):
-        measure_accuracy(LOGITS, np.array([0, 7, 1, 2]), source="my.npz")
+        measure_accuracy(LOGITS, "classification", _rows(np.array([0, 7, 1, 2])),
+                         source="my.npz")
 
 
 def test_bad_labels_and_shapes_are_refused():
     with pytest.raises(QuantkitError, match=r"labels have shape \[3\].*4 rows"):
-        measure_accuracy(LOGITS, LABELS[:3])
+        measure_accuracy(LOGITS, "classification", _rows(LABELS[:3]))
     with pytest.raises(QuantkitError, match="float64"):
         top1(LOGITS, LABELS.astype(np.float64))
     with pytest.raises(QuantkitError, match="must be >= 0"):
         top1(LOGITS, np.array([0, -1, 2, 0]))
-    with pytest.raises(QuantkitError, match=r"FP32 reference has \[3, 3\]"):
-        measure_accuracy(LOGITS, LABELS, reference_outputs=LOGITS[:3])
+    with pytest.raises(QuantkitError, match=r"\[4, 3\].*\[3, 3\]"):
+        measure_accuracy(LOGITS, "classification", _rows(LABELS), LOGITS[:3])

@@ -8,6 +8,7 @@ import pytest
 from quantkit.benchmark import report
 from quantkit.benchmark.recommend import DEFAULT_MAX_DROP, quality, recommend
 from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults
+from accuracies import agreement_accuracy, top1_accuracy
 
 MACHINE = {"hostname": "box", "cpu_model": "EPYC", "isa_flags": ["avx2", "avx512_vnni"]}
 
@@ -17,8 +18,8 @@ def _record(target: str, precision: str, p50: float, top1: float | None, batch: 
             status: str = "ok") -> BenchRecord:
     accuracy = None
     if top1 is not None:
-        accuracy = Accuracy(rows=1000, top1=top1, reference_top1=0.95,
-                            drop_points=None if reference else round((0.95 - top1) * 100, 6))
+        accuracy = top1_accuracy(1000, top1, 0.95,
+                                 0.0 if reference else round((0.95 - top1) * 100, 6))
     return BenchRecord(target, "onnxruntime", precision, device, status, host=host,
                        batch_size=batch, latency_ms={"p50_ms": p50} if status == "ok" else None,
                        accuracy=accuracy,
@@ -70,8 +71,8 @@ def test_answers_are_per_machine_and_batch_size_and_skip_what_did_not_run():
 def test_without_labels_agreement_with_fp32_is_the_quality():
     record = BenchRecord("x", "onnxruntime", "int8", "cpu", "ok", batch_size=1,
                          latency_ms={"p50_ms": 1.0},
-                         accuracy=Accuracy(rows=10, argmax_agreement=0.992))
-    assert quality(record) == ("argmax agreement with FP32", pytest.approx(99.2),
+                         accuracy=agreement_accuracy(10, 0.992))
+    assert quality(record) == ("agreement with FP32's top class", pytest.approx(99.2),
                                pytest.approx(0.8))
 
 

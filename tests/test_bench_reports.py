@@ -17,6 +17,7 @@ from PIL import Image
 from quantkit.benchmark import plots, report
 from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults
 from quantkit.errors import QuantkitError
+from accuracies import agreement_accuracy, top1_accuracy
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -55,9 +56,8 @@ def _record(target, backend, host, machine, batch, p50, p90, p99, cv, sps, rss, 
     mean = (p50 + p90) / 2
     latency = {"iterations": 100, "min_ms": p50 * 0.93, "mean_ms": mean, "p50_ms": p50,
                "p90_ms": p90, "p99_ms": p99, "max_ms": p99 * 1.1, "std_ms": cv * mean, "cv": cv}
-    accuracy = Accuracy(rows=2000, top1=top1, reference_top1=0.9735,
-                        drop_points=round((0.9735 - top1) * 100, 4), argmax_agreement=agree,
-                        cosine_mean=0.9991, max_abs_diff=0.187)
+    accuracy = top1_accuracy(2000, top1, 0.9735, round((0.9735 - top1) * 100, 4),
+                             argmax_agreement=agree, mean_abs_prob_diff=0.0012)
     return BenchRecord(target=target, backend=backend, precision="int8", device="cpu",
                        status="ok", host=host, batch_size=batch, threads=4,
                        timing_mode="runtime", latency_ms=latency, throughput_sps=sps,
@@ -119,10 +119,16 @@ def test_milliseconds_have_three_significant_digits(value, text):
 
 
 def test_percentages_have_two_decimals_and_none_is_a_dash():
-    assert report.fmt_pct(0.97123) == "97.12%"
-    assert report.fmt_pct(1.0) == "100.00%"
-    assert report.fmt_pct(None) == "-"
+    from quantkit.benchmark.formatting import fmt_pct
+
+    assert fmt_pct(0.97123) == "97.12%"
+    assert fmt_pct(1.0) == "100.00%"
+    assert fmt_pct(None) == "-"
+    assert report.fmt_quality(top1_accuracy(1, 0.97123)) == "97.12%"
+    assert report.fmt_quality(dataclasses.replace(top1_accuracy(1, 31.25), unit="dB")) == \
+        "31.2 dB"
     assert report.fmt_points(0.2345) == "0.23"
+    assert report.fmt_points(-0.0) == "0.00"
     assert report.fmt_ratio(0.2619) == "0.26x"
     assert report.fmt_mb(1_234_567) == "1.23"
 
@@ -141,7 +147,9 @@ def test_csv_has_one_row_per_record_with_exact_numbers(results):
     assert int(first["latency_iterations"]) == 100
     assert float(first["throughput_sps"]) == 2381.0
     assert int(first["size_bytes"]) == 1_234_567
-    assert float(first["accuracy_top1"]) == 0.9712
+    assert (first["accuracy_task"], first["accuracy_metric"]) == ("classification", "top1")
+    assert float(first["accuracy_value"]) == 0.9712
+    assert json.loads(first["accuracy_metrics"])["argmax_agreement"] == 0.995
     assert float(first["accuracy_drop_points"]) == pytest.approx(0.23)
     assert first["machine_cpu_model"] == "Intel(R) Xeon(R) Gold 6230R"
     assert first["machine_isa_flags"] == "avx2 avx512_vnni avx512f"
@@ -149,7 +157,7 @@ def test_csv_has_one_row_per_record_with_exact_numbers(results):
     assert first["error"] == ""
     failed = next(row for row in rows if row["status"] == "failed")
     assert failed["error"] == TRT_ERROR
-    assert failed["latency_p50_ms"] == failed["batch_size"] == failed["accuracy_top1"] == ""
+    assert failed["latency_p50_ms"] == failed["batch_size"] == failed["accuracy_value"] == ""
     pi = [row for row in rows if row["machine"] == "pi4"]
     assert [float(row["latency_p99_ms"]) for row in pi] == [4.027, 27.35, 2.977, 18.11]
     assert {row["machine_hostname"] for row in pi} == {"raspberrypi"}
@@ -167,7 +175,7 @@ def test_markdown_table_has_a_row_per_record_and_names_the_machines(results):
     assert all(line.count(" | ") == len(report.TABLE_COLUMNS) - 1 for line in body)
     first = [cell.strip() for cell in body[0].strip("|").split("|")]
     assert first[:8] == ["onnx-int8", "xeon-box", "1", "ok", "0.412", "0.455", "0.731", "2380"]
-    assert first[8:14] == ["312", "1.23", "0.26x", "97.12%", "0.23", "99.50%"]
+    assert first[8:15] == ["312", "1.23", "0.26x", "top1", "97.12%", "97.35%", "0.23"]
     failed = [cell.strip() for cell in body[4].strip("|").split("|")]
     assert failed[2:5] == ["-", "failed", "-"]
     assert "no TensorRT [cu12] runtime" in failed[-1]
@@ -232,11 +240,11 @@ def test_write_reports_writes_every_file_atomically(results, tmp_path):
 
 
 def test_one_machine_uses_agreement_when_no_labels(tmp_path):
-    unlabelled = Accuracy(rows=500, argmax_agreement=0.988)
+    unlabelled = agreement_accuracy(500, 0.988)
     records = [dataclasses.replace(_record(*row), accuracy=unlabelled) for row in ROWS[4:6]]
     path = plots.plot_latency_vs_accuracy(BenchResults(records=records), tmp_path / "l.png")
     text = _png_text(path)
-    assert text["Title"] == "Latency vs argmax agreement with FP32 (%): pi4"
+    assert text["Title"] == "Latency vs agreement with FP32's top class (%): pi4"
     assert text["Description"] == "onnx-int8 b1: 3.12 ms, 98.80%; onnx-int8 b8: 22.6 ms, 98.80%"
 
 
@@ -293,17 +301,17 @@ def test_only_failures_are_named_in_the_footnote(tmp_path):
 @pytest.mark.parametrize("content, expected", [
     ("{not json", "not valid JSON"),
     (json.dumps({"schema": "other/9", "records": []}), "not a quantkit results file"),
-    (json.dumps({"schema": "quantkit.bench/1", "records": [{"target": "x"}]}), "record lacks"),
-    (json.dumps({"schema": "quantkit.bench/1", "records": [
+    (json.dumps({"schema": "quantkit.bench/2", "records": [{"target": "x"}]}), "record lacks"),
+    (json.dumps({"schema": "quantkit.bench/2", "records": [
         {"target": "x", "backend": "b", "precision": "int8", "device": "cpu",
          "status": "ok", "accuracy": {"rows": 1, "bogus": 2}}]}), "accuracy must be a mapping"),
-    (json.dumps({"schema": "quantkit.bench/1", "records": [
+    (json.dumps({"schema": "quantkit.bench/2", "records": [
         {"target": "x", "backend": "b", "precision": "int8", "device": "cpu",
          "status": "exploded"}]}), "status 'exploded'"),
-    (json.dumps({"schema": "quantkit.bench/1", "records": [
+    (json.dumps({"schema": "quantkit.bench/2", "records": [
         {"target": "x", "backend": "b", "precision": "int8", "device": "cpu",
          "status": "ok", "latency_ms": "0.41 ms"}]}), "record 0 (x): latency_ms must be"),
-    (json.dumps({"schema": "quantkit.bench/1", "records": [
+    (json.dumps({"schema": "quantkit.bench/2", "records": [
         {"target": "x", "backend": "b", "precision": "int8", "device": "cpu",
          "status": "ok", "size_bytes": "1.2 MB"}]}), "size_bytes must be a number"),
 ])

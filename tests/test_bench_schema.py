@@ -21,6 +21,7 @@ from quantkit.benchmark.results import (SCHEMA, STATUSES, Accuracy, BenchRecord,
                                         BenchResults, merge)
 from quantkit.benchmark.stats import LatencyStats, summarize  # noqa: E402
 from quantkit.errors import QuantkitError  # noqa: E402
+from accuracies import top1_accuracy
 
 SCHEMA_FILE = results_module.SCHEMA_FILE
 BOARD = {"hostname": "rk3588", "arch": "aarch64", "cpu_model": "Cortex-A76",
@@ -43,9 +44,8 @@ def _ok(target: str = "onnx-int8", batch: int = 1, machine: dict | None = None,
                        timing_mode=TIMING_MODE, latency_ms=latency.to_dict(),
                        throughput_sps=latency.throughput(batch), peak_rss_bytes=312_400_000,
                        size_bytes=1_234_567, size_ratio=0.262,
-                       accuracy=Accuracy(rows=2000, top1=0.9712, reference_top1=0.9735,
-                                         drop_points=0.23, argmax_agreement=0.995,
-                                         cosine_mean=0.9991, max_abs_diff=0.187),
+                       accuracy=top1_accuracy(2000, 0.9712, 0.9735, 0.23,
+                                              argmax_agreement=0.995),
                        warnings=("high CV 0.18",),
                        machine=machine if machine is not None else machine_facts())
 
@@ -108,9 +108,9 @@ def test_schema_lists_every_field_the_dataclasses_write(validator):
 
 def test_schema_rejects_a_wrong_version_and_extra_keys(validator):
     document = _run().to_dict()
-    assert not validator.is_valid({**document, "schema": "quantkit.bench/2"})
+    assert not validator.is_valid({**document, "schema": "quantkit.bench/1"})
     assert not validator.is_valid({**document, "surprise": 1})
-    document["records"][0]["accuracy"]["top1"] = 97.12  # a percentage where a fraction goes
+    document["records"][0]["accuracy"]["task"] = "segmentation"  # not a task quantkit scores
     assert not validator.is_valid(document)
 
 

@@ -101,17 +101,18 @@ def test_accuracy_and_agreement_against_the_fp32_reference(artifacts, tmp_path):
     grouped = by_target(results)
     assert list(grouped) == ["intel-cpu-fp32", "onnxruntime-fp32", "x86-lite-fp32"]
     base = grouped["intel-cpu-fp32"][0].accuracy
-    assert base.rows == 40 and base.drop_points is None
+    assert base.rows == 40 and base.drop_points == 0.0 and base.metric == "top1"
     from quantkit.targets.convert import open_artifact
 
     (logits,) = open_artifact(artifacts["intel-cpu-fp32"]).run({"image": images})
     assert base.top1 == pytest.approx(float((logits.argmax(1) == labels).mean()))
     for target in ("onnxruntime-fp32", "x86-lite-fp32"):
         accuracy = grouped[target][0].accuracy
-        assert accuracy.argmax_agreement == 1.0
-        assert accuracy.cosine_mean == pytest.approx(1.0, abs=1e-6)
-        assert 0 < accuracy.max_abs_diff < 1e-3  # different kernels, same FP32 model
+        assert accuracy.metrics["argmax_agreement"] == 1.0
+        assert accuracy.metrics["cosine"] == pytest.approx(1.0, abs=1e-6)
+        assert 0 < accuracy.metrics["max_abs_diff"] < 1e-3  # other kernels, same FP32 model
         assert accuracy.drop_points == pytest.approx(0.0)
+        assert accuracy.reference_value == base.value
         assert grouped[target][0].size_ratio == pytest.approx(
             grouped[target][0].size_bytes / grouped["intel-cpu-fp32"][0].size_bytes)
 

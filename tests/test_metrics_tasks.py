@@ -84,6 +84,6 @@ def test_headlines():
     assert headline(Task.CLASSIFICATION, with_truth=False).metric == "confident_agreement"
     assert headline("detection").metric == "box_f1_vs_truth"
     assert headline("detection", with_truth=False).metric == "box_f1_vs_fp32"
-    metric, _, higher = headline("recognition")
+    metric, _, higher, unit = headline("recognition")
     assert (metric, higher) == ("cer_vs_truth", False)
-    assert headline("generic") == Headline("sqnr_db", "SQNR vs FP32 (dB)", True)
+    assert headline("generic") == Headline("sqnr_db", "SQNR vs FP32 (dB)", True, "dB")

@@ -21,6 +21,7 @@ from quantkit.packaging import (Manifest, load_bundle, open_bundle_predictor, pa
                                 verify)
 from quantkit.packaging.archive import ARCHIVE_MTIME, write_archive
 from quantkit.packaging.smoke import read_npz, write_npz
+from accuracies import top1_accuracy
 
 DATA = Path(__file__).parent / "data" / "paddle3"
 MODEL, PARAMS = "model.pdmodel", "model.pdiparams"
@@ -351,7 +352,7 @@ def run_folder(artifacts, tmp_path_factory) -> Path:
                            device="cpu", status="ok", batch_size=batch, threads=2,
                            latency_ms={"p50_ms": 0.125 * batch, "mean_ms": 0.25 * batch},
                            throughput_sps=4000.0 / batch, size_bytes=size,
-                           accuracy=Accuracy(rows=4, top1=0.75, drop_points=0.0),
+                           accuracy=top1_accuracy(4, 0.75, 0.75, 0.0),
                            machine=machine_facts())
                for target, precision, size in (("intel-cpu-fp32", "fp32", 14390),
                                                ("intel-onednn-int8", "int8", 26467))
@@ -383,7 +384,7 @@ def test_package_from_run_folder_records_provenance_and_numbers(run_folder, tmp_
                                                                  ("intel-onednn-int8", 64)]
     assert all(r["machine"]["cpu_model"] for r in records)
     readme = (folder / "README.md").read_text()
-    assert "| 64 | ok | 8.000 | 16.000 | 62.5 | 75.00% | 0.00 |" in readme
+    assert "| 64 | ok | 8.000 | 16.000 | 62.5 | top1 | 75.00% | 75.00% | 0.00 |" in readme
     assert "algo `abs_max`" in readme and manifest.calibration["data"]["fingerprint"] in readme
     assert verify(folder).ok and verify(tmp_path / "intel-onednn-int8.tar.gz").ok
     # An FP32 target of the same run is not made from the calibrated model: no calibration.

@@ -38,12 +38,12 @@ def test_run_calibrates_converts_benchmarks_and_reports(trained_model_dir, tmp_p
         record = records[(target, 8)]
         assert record.precision == "int8"
         assert abs(record.accuracy.drop_points) < 1.5  # hist PTQ on a trained model
-        assert record.accuracy.argmax_agreement > 0.97
+        assert record.accuracy.metrics["argmax_agreement"] > 0.97
         assert record.size_ratio < 0.4  # int8 weights
         assert record.latency_ms["iterations"] == 20
         assert record.throughput_sps == pytest.approx(8000 / record.latency_ms["mean_ms"])
     lite = records[("x86-lite-fp32", 1)]
-    assert lite.accuracy.argmax_agreement == 1.0 and lite.accuracy.drop_points == 0.0
+    assert lite.accuracy.metrics["argmax_agreement"] == 1.0 and lite.accuracy.drop_points == 0.0
     assert "cannot run here" in records[("arm-lite-int8", None)].error
     assert (out / "calibrated" / "model.pdmodel").is_file()
     assert (out / "artifacts" / "arm-lite-int8" / "model.nb").is_file()

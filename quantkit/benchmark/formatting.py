@@ -35,9 +35,18 @@ def fmt_pct(fraction: float | None) -> str:
     return MISSING if fraction is None else f"{fraction * 100:.2f}%"
 
 
+def fmt_quality(accuracy, value: float | None = None) -> str:
+    """A headline value in its unit: fractions as %, SQNR in dB (`value`: another number
+    of the same metric, e.g. FP32's)."""
+    value = accuracy.value if value is None and accuracy is not None else value
+    if value is None:
+        return MISSING
+    return f"{value:.1f} dB" if accuracy.unit == "dB" else fmt_pct(value)
+
+
 def fmt_points(points: float | None) -> str:
     """Percentage points with two decimals; positive means accuracy was lost."""
-    return MISSING if points is None else f"{points:.2f}"
+    return MISSING if points is None else f"{points:.2f}".replace("-0.00", "0.00")
 
 
 def fmt_mb(size_bytes: int | None) -> str:

@@ -32,8 +32,9 @@ class _Point:
     batch: int
     machine: str
     latency_ms: float
-    accuracy_pct: float
+    quality: float
     pareto: bool = False
+    unit: str = "%"  # of quality, for the PNG's text: "%", " dB" or " pts"
 
 
 def plot_latency_vs_accuracy(results: BenchResults, path: Path) -> Path:
@@ -44,7 +45,7 @@ def plot_latency_vs_accuracy(results: BenchResults, path: Path) -> Path:
     front of each panel (no target both faster and better) is ringed and joined.
     """
     plt = _pyplot()
-    metric_label = _metric_label(results.records)
+    metric_label, y_of, unit = _y_axis(results.records)
     front = {(rec.machine, rec.batch_size, candidate.target)
              for rec in recommend(results) if len(rec.candidates) > 1
              for candidate in rec.candidates if candidate.pareto}
@@ -57,8 +58,8 @@ def plot_latency_vs_accuracy(results: BenchResults, path: Path) -> Path:
             continue
         machine = machine_name(record)
         points.append(_Point(target_label(record), record.batch_size, machine,
-                             record.latency_ms["p50_ms"], quality(record)[1],
-                             (machine, record.batch_size, record.target) in front))
+                             record.latency_ms["p50_ms"], y_of(record),
+                             (machine, record.batch_size, record.target) in front, unit))
     names = list(machines(results))
     several = len(names) > 1  # the title cannot name the machine: each label does
     batches = sorted({point.batch for point in points})
@@ -82,7 +83,7 @@ def plot_latency_vs_accuracy(results: BenchResults, path: Path) -> Path:
             ax.set_title(f"batch {batch}", fontsize=9)
         if points:
             axes[0][0].set_ylabel(metric_label)
-            _min_span(axes[0][0], [point.accuracy_pct for point in points])
+            _min_span(axes[0][0], [point.quality for point in points])
             _legend(fig, [target for target in colours if any(p.target == target for p in points)],
                     colours, markers if several else {}, any(p.pareto for p in points))
         footnote = _footnote(fig, left_out)
@@ -104,17 +105,17 @@ def _draw_panel(ax, points: list[_Point], colours: dict, markers: dict[str, str]
         front = sorted((p for p in points if p.pareto and p.machine == machine),
                        key=lambda p: p.latency_ms)
         if len(front) > 1:
-            ax.plot([p.latency_ms for p in front], [p.accuracy_pct for p in front], "--",
+            ax.plot([p.latency_ms for p in front], [p.quality for p in front], "--",
                     color="black", linewidth=0.8, zorder=2)
     for point in points:
-        ax.scatter(point.latency_ms, point.accuracy_pct, s=60, zorder=3,
+        ax.scatter(point.latency_ms, point.quality, s=60, zorder=3,
                    color=colours[point.target], marker=markers.get(point.machine, "o"),
                    edgecolors="black" if point.pareto else "none", linewidths=1.5)
         label = f"{point.target} b{point.batch}" + (f" @{point.machine}" if markers else "")
         if len(points) <= ANNOTATE_AT_MOST:  # more labels overlap; the legend names colours
-            ax.annotate(label, (point.latency_ms, point.accuracy_pct), fontsize=7,
+            ax.annotate(label, (point.latency_ms, point.quality), fontsize=7,
                         xytext=(5, 4), textcoords="offset points")
-        shown.append(f"{label}: {fmt_sig3(point.latency_ms)} ms, {point.accuracy_pct:.2f}%"
+        shown.append(f"{label}: {fmt_sig3(point.latency_ms)} ms, {point.quality:.2f}{point.unit}"
                      + (" (Pareto front)" if point.pareto else ""))
     latencies = [point.latency_ms for point in points]
     ax.margins(x=0.25, y=0.2)
@@ -203,10 +204,21 @@ def _pyplot():
     return plt
 
 
-def _metric_label(records: list[BenchRecord]) -> str:
-    """The y axis: the headline quality the records share (recommend.quality)."""
-    names = {quality(record)[0] for record in records if quality(record)[1] is not None}
-    return f"{' / '.join(sorted(names)) or 'quality'} (%)"
+def _y_axis(records: list[BenchRecord]):
+    """(axis label, record -> y, unit): the headline the records share (recommend.quality), or,
+    when they lead with different metrics (a zoo of tasks), the drop vs FP32 negated, so up
+    is better on every panel."""
+    measured = [record for record in records if quality(record)[1] is not None]
+    names = {quality(record)[0] for record in measured}
+    if len(names) == 1:
+        accuracy = measured[0].accuracy
+        direction = "" if accuracy.higher_is_better else ", lower is better"
+        unit = "dB" if accuracy.unit == "dB" else "%"
+        return (f"{names.pop()} ({unit}{direction})", lambda record: quality(record)[1],
+                " dB" if unit == "dB" else "%")
+    return ("quality vs FP32 (- drop in points; 0 = FP32)",
+            lambda record: -quality(record)[2] if quality(record)[2] is not None else None,
+            " pts")
 
 
 def _why_not_plotted(record: BenchRecord) -> str | None:
@@ -216,7 +228,7 @@ def _why_not_plotted(record: BenchRecord) -> str | None:
         return "no latency"
     if record.batch_size is None:
         return "no batch size"
-    if quality(record)[1] is None:
+    if quality(record)[1] is None or quality(record)[2] is None:
         return "no accuracy"
     return None
 

@@ -1,9 +1,10 @@
 """"Which target should I ship?": the fastest one that keeps the accuracy budget.
 
-Per machine, device class and batch size, among the targets measured there: those whose
-quality drop against FP32 stays within `max_drop` points, and of those the one with the
-lowest p50 latency. The quality is the task's headline metric (top-1 with labels, else
-agreement with FP32; task metrics where the eval set has a task). Where the fastest INT8
+Per model, machine, device class and batch size, among the targets measured there: those
+whose quality drop against FP32 stays within `max_drop` points, and of those the one with
+the lowest p50 latency. The quality is the task's headline metric (`Accuracy.metric`: top-1,
+box F1, CER against ground truth where the eval set has it, else agreement with FP32).
+Where the fastest INT8
 target within budget is not faster than the fastest FP32 one, the recommendation says so
 plainly: INT8 does not pay there. The Pareto front (no other target both faster and more
 accurate) is what the latency-vs-accuracy plot marks.
@@ -24,8 +25,8 @@ class Candidate:
     target: str
     precision: str
     p50_ms: float
-    quality: float | None  # the headline metric, in percent (higher is better)
-    drop_points: float | None  # against the FP32 reference (0 for the reference)
+    quality: float | None  # the headline metric, in its unit (% or dB)
+    drop_points: float | None  # against the FP32 reference (0 for the reference; lower wins)
     pareto: bool = False
 
 
@@ -37,6 +38,7 @@ class Recommendation:
     device: str
     batch_size: int
     metric: str
+    model: str | None  # the zoo model (None: a single-model run)
     max_drop: float
     target: str | None  # None: no target kept the budget
     p50_ms: float | None
@@ -52,32 +54,31 @@ class Recommendation:
 
 
 def quality(record: BenchRecord) -> tuple[str, float | None, float | None]:
-    """(metric name, value in %, drop in points vs FP32) of one measured record."""
+    """(headline label, value in its unit: % for fractions, dB for SQNR, drop in points vs
+    FP32) of one measured record."""
     accuracy = record.accuracy
-    if accuracy is None:
+    if accuracy is None or accuracy.metric is None:
         return "none", None, None
-    if accuracy.top1 is not None:
-        return "top-1 accuracy", accuracy.top1 * 100, accuracy.drop_points or 0.0
-    if accuracy.argmax_agreement is not None:
-        agreement = accuracy.argmax_agreement * 100
-        return "argmax agreement with FP32", agreement, 100.0 - agreement
-    return "argmax agreement with FP32", 100.0, 0.0  # the reference itself
+    value = accuracy.value
+    if value is not None and accuracy.unit != "dB":
+        value *= 100
+    return accuracy.label or accuracy.metric, value, accuracy.drop_points
 
 
 def recommend(results: BenchResults, max_drop: float = DEFAULT_MAX_DROP
               ) -> list[Recommendation]:
-    groups: dict[tuple[str, str, int], list[BenchRecord]] = {}
+    groups: dict[tuple[str, str, str, int], list[BenchRecord]] = {}
     for record in results.records:
         if record.status == Status.OK and record.batch_size is not None \
                 and record.latency_ms and "p50_ms" in record.latency_ms:
-            key = (machine_name(record), record.device, record.batch_size)
+            key = (record.model or "", machine_name(record), record.device, record.batch_size)
             groups.setdefault(key, []).append(record)
-    return [_answer(machine, device, batch, records, max_drop)
-            for (machine, device, batch), records in sorted(groups.items())]
+    return [_answer(model or None, machine, device, batch, records, max_drop)
+            for (model, machine, device, batch), records in sorted(groups.items())]
 
 
-def _answer(machine: str, device: str, batch: int, records: list[BenchRecord],
-            max_drop: float) -> Recommendation:
+def _answer(model: str | None, machine: str, device: str, batch: int,
+            records: list[BenchRecord], max_drop: float) -> Recommendation:
     measured = []
     for record in records:
         metric, value, drop = quality(record)
@@ -93,7 +94,7 @@ def _answer(machine: str, device: str, batch: int, records: list[BenchRecord],
     fp32 = min((c for c in candidates if c.precision == "fp32"), key=lambda c: c.p50_ms,
                default=None)
     pays = None if int8 is None or fp32 is None else int8.p50_ms < fp32.p50_ms
-    where = f"{machine} ({device}), batch {batch}"
+    where = (f"{model} on " if model else "") + f"{machine} ({device}), batch {batch}"
     if best is None:
         summary = (f"{where}: no target kept the {max_drop:g}-point budget of {metric}"
                    if metric != "none" else f"{where}: no accuracy measured (give --eval)")
@@ -106,20 +107,21 @@ def _answer(machine: str, device: str, batch: int, records: list[BenchRecord],
     elif pays:
         summary += (f"; INT8 {int8.target} is {fp32.p50_ms / int8.p50_ms:.2f}x faster than the "
                     f"fastest FP32 ({fp32.target})")
-    return Recommendation(machine, device, batch, metric, max_drop,
+    return Recommendation(machine, device, batch, metric, model, max_drop,
                           best.target if best else None, best.p50_ms if best else None,
                           best.drop_points if best else None, pays, summary, candidates)
 
 
 def _mark_pareto(candidates: Iterable[Candidate]) -> list[Candidate]:
-    """Flag the candidates no other one beats on both latency and quality."""
+    """Flag the candidates no other one beats on both latency and quality (the drop vs
+    FP32: lower is better whatever the metric's direction)."""
     candidates = list(candidates)
     marked = []
     for this in candidates:
-        dominated = this.quality is None or any(
-            other is not this and other.quality is not None
-            and other.p50_ms <= this.p50_ms and other.quality >= this.quality
-            and (other.p50_ms < this.p50_ms or other.quality > this.quality)
+        dominated = this.drop_points is None or any(
+            other is not this and other.drop_points is not None
+            and other.p50_ms <= this.p50_ms and other.drop_points <= this.drop_points
+            and (other.p50_ms < this.p50_ms or other.drop_points < this.drop_points)
             for other in candidates)
         marked.append(Candidate(this.target, this.precision, this.p50_ms, this.quality,
                                 this.drop_points, pareto=not dominated))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from quantkit.atomic import write_text_atomic
 from quantkit.benchmark import plots
 from quantkit.benchmark.formatting import (MISSING, describe_machine, fmt_mb, fmt_ms,
-                                           fmt_pct, fmt_points, fmt_ratio, fmt_sig3,
+                                           fmt_points, fmt_quality, fmt_ratio, fmt_sig3,
                                            machine_name, machines, named_machine)
 from quantkit.benchmark.recommend import DEFAULT_MAX_DROP, recommend
 from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults, Status, merge
@@ -44,9 +45,9 @@ CSV_COLUMNS = (("model", "target", "backend", "precision", "device", "status", "
 # the records come from several models: table_columns).
 MODEL_COLUMN = "model"
 TABLE_COLUMNS = ("target", "machine", "batch", "status", "p50 ms", "p90 ms", "p99 ms",
-                 "samples/s", "RSS MB", "size MB", "vs FP32", "top-1", "drop pts", "agree",
-                 "notes")
-_NUMERIC_COLUMNS = frozenset(TABLE_COLUMNS[4:14]) | {"batch"}
+                 "samples/s", "RSS MB", "size MB", "vs FP32", "metric", "value", "FP32",
+                 "drop pts", "notes")
+_NUMERIC_COLUMNS = frozenset(TABLE_COLUMNS[4:11] + TABLE_COLUMNS[12:15]) | {"batch"}
 _STATUS_STYLES = {"ok": "green", "failed": "red", "crashed": "bold red",
                   "skipped": "yellow", "interrupted": "yellow", "no-host": "yellow"}
 
@@ -85,9 +86,10 @@ def table_cells(record: BenchRecord) -> dict[str, str]:
         "RSS MB": fmt_mb(record.peak_rss_bytes),
         "size MB": fmt_mb(record.size_bytes),
         "vs FP32": fmt_ratio(record.size_ratio),
-        "top-1": fmt_pct(accuracy.top1 if accuracy else None),
+        "metric": (accuracy.metric if accuracy else None) or MISSING,
+        "value": fmt_quality(accuracy),
+        "FP32": fmt_quality(accuracy, accuracy.reference_value) if accuracy else MISSING,
         "drop pts": fmt_points(accuracy.drop_points if accuracy else None),
-        "agree": fmt_pct(accuracy.argmax_agreement if accuracy else None),
         "notes": "; ".join(record_notes(record)) or MISSING,
     }
 
@@ -166,6 +168,8 @@ def csv_row(record: BenchRecord) -> dict[str, str]:
     accuracy = record.accuracy
     row.update({f"accuracy_{key}": getattr(accuracy, key) if accuracy else None
                 for key in ACCURACY_KEYS})
+    if accuracy is not None:  # every task metric, as JSON in one cell
+        row["accuracy_metrics"] = json.dumps(accuracy.metrics, sort_keys=True)
     facts = record.machine
     row.update({f"machine_{key}": facts.get(key) for key in MACHINE_KEYS})
     row["machine_isa_flags"] = " ".join(facts.get("isa_flags") or ())

@@ -15,7 +15,7 @@ from quantkit.errors import QuantkitError
 from quantkit.names import check_name
 from quantkit.records import read_json, write_json
 
-SCHEMA = "quantkit.bench/1"
+SCHEMA = "quantkit.bench/2"  # 2: task-aware accuracy (task, headline metric, metrics)
 SCHEMA_FILE = Path(__file__).with_name("results.schema.json")  # JSON Schema of results.json
 
 
@@ -35,15 +35,32 @@ STATUSES = tuple(str(status) for status in Status)
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Quality of one target's outputs on the eval set, against labels and/or FP32."""
+    """Quality of one target's outputs on the eval set, with the metric its task needs.
+
+    `metrics` holds every number `quantkit.metrics.tasks.score` gives for the task (against
+    ground truth and against FP32); `metric` names the headline one tables, plots and the
+    recommendation lead with, `value` is it, `reference_value` FP32's on the same rows
+    (headlines against ground truth), and `drop_points` how much worse than FP32 the target
+    is, in percentage points of the headline (0 for the reference itself).
+    """
 
     rows: int
-    top1: float | None = None  # fraction, with labels
-    reference_top1: float | None = None  # the FP32 reference's top-1 on the same rows
-    drop_points: float | None = None  # (reference_top1 - top1) * 100
-    argmax_agreement: float | None = None  # fraction of rows with the FP32 argmax
-    cosine_mean: float | None = None  # mean per-row cosine similarity to FP32 outputs
-    max_abs_diff: float | None = None  # largest |output - FP32 output|
+    task: str = "generic"
+    metric: str | None = None
+    label: str | None = None  # what the headline means, for humans
+    higher_is_better: bool = True
+    unit: str = "fraction"  # of value: "fraction" (shown as %) or "dB"
+    value: float | None = None
+    reference_value: float | None = None
+    drop_points: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def top1(self) -> float | None:
+        return self.metrics.get("top1")
+
+    def metric_value(self, name: str) -> float | None:
+        return self.metrics.get(name)
 
 
 @dataclass(frozen=True)
@@ -130,9 +147,19 @@ def _type_problem(data: dict[str, Any]) -> str | None:
         known = {item.name for item in fields(Accuracy)}
         if not isinstance(accuracy, dict) or set(accuracy) - known or "rows" not in accuracy:
             return f"accuracy must be a mapping of {', '.join(sorted(known))}, not {accuracy!r}"
-        bad = [k for k, v in accuracy.items() if v is not None and not _is_number(v)]
+        texts = {"task", "metric", "label", "unit"}
+        bad = [k for k, v in accuracy.items() if v is not None and k not in texts
+               and k not in ("metrics", "higher_is_better") and not _is_number(v)]
+        bad += [k for k in texts if accuracy.get(k) is not None
+                and not isinstance(accuracy[k], str)]
         if bad:
-            return f"accuracy.{bad[0]} must be a number, not {accuracy[bad[0]]!r}"
+            return f"accuracy.{bad[0]} has the wrong type: {accuracy[bad[0]]!r}"
+        metrics = accuracy.get("metrics", {})
+        if not isinstance(metrics, dict) or not all(
+                isinstance(k, str) and (v is None or _is_number(v)) for k, v in metrics.items()):
+            return f"accuracy.metrics must map names to numbers, not {metrics!r}"
+        if not isinstance(accuracy.get("higher_is_better", True), bool):
+            return "accuracy.higher_is_better must be true or false"
     if not isinstance(data.get("machine", {}), dict):
         return f"machine must be a mapping, not {data['machine']!r}"
     return None
@@ -164,6 +191,11 @@ class BenchResults:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "results") -> "BenchResults":
+        if isinstance(data, dict) and str(data.get("schema", "")).startswith("quantkit.bench/") \
+                and data["schema"] != SCHEMA:
+            raise QuantkitError(f"{where}: written by another quantkit version (schema "
+                                f"{data['schema']!r}, this one reads {SCHEMA!r}): measure "
+                                "again with this version's 'quantkit bench'")
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             found = data.get("schema") if isinstance(data, dict) else type(data).__name__
             raise QuantkitError(f"{where}: not a quantkit results file (schema {found!r}, "

@@ -16,6 +16,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from quantkit.atomic import confined
+from quantkit.benchmark.formatting import fmt_quality
 from quantkit.benchmark.jobs import MeasureSettings, run_local, write_job
 from quantkit.benchmark.results import Accuracy, BenchRecord, BenchResults, Status
 from quantkit.benchmark.stats import HIGH_CV, summarize
@@ -33,12 +34,12 @@ ANY_TARGET = "*"
 
 @dataclass
 class _Reference:
-    """The FP32 outputs, top-1 and size every other target is compared with."""
+    """The FP32 outputs, accuracy and size every other target is compared with."""
 
     target: str
     size_bytes: int
     outputs: np.ndarray | None = None
-    top1: float | None = None
+    accuracy: Accuracy | None = None
 
 
 @dataclass
@@ -50,6 +51,13 @@ class BenchPlan:
     eval_set: Dataset | None = None
     reference: Path | None = None  # an FP32 artifact; default: the first FP32 one listed
     remote: Mapping[str, object] = field(default_factory=dict)  # target or "*" -> HostProfile
+    task: str | None = None  # what the outputs mean (accuracy.resolve_task when None)
+
+    @property
+    def resolved_task(self) -> str:
+        from quantkit.benchmark.accuracy import resolve_task
+
+        return str(resolve_task(self.task, self.eval_set))
 
     def host_for(self, target: str):
         return self.remote.get(target, self.remote.get(ANY_TARGET))
@@ -92,7 +100,8 @@ def bench(plan: BenchPlan, out_dir: Path | None = None,
         order.insert(0, load_artifact(reference_dir))
     eval_set = plan.eval_set
     results = BenchResults(settings=plan.settings.to_dict(),
-                           eval_set=eval_set.describe() if eval_set is not None else None,
+                           eval_set={**eval_set.describe(), "task": plan.resolved_task}
+                           if eval_set is not None else None,
                            reference={"artifact": str(reference_dir)} if reference_dir else None)
     scorer = Scorer(plan, reference_dir)
     with tempfile.TemporaryDirectory(prefix="quantkit-bench-") as scratch, \
@@ -204,12 +213,9 @@ def _inputs_for(feeds, plan: BenchPlan):
     return tile_rows(inputs, rows), inputs
 
 
-def _reference_from(artifact: Artifact, result: dict, outputs, eval_set) -> _Reference:
-    from quantkit.metrics import top1
-
+def _reference_from(artifact: Artifact, outputs, plan: BenchPlan) -> _Reference:
     reference = _Reference(artifact.target, artifact.size_bytes, outputs)
-    if outputs is not None and eval_set is not None and eval_set.labels is not None:
-        reference.top1 = top1(outputs, eval_set.labels)
+    reference.accuracy = _accuracy(outputs, plan, None, artifact)
     return reference
 
 
@@ -228,7 +234,7 @@ class Scorer:
     def add(self, artifact: Artifact, result: dict,
             outputs: np.ndarray | None) -> list[BenchRecord]:
         if self.reference_dir is not None and Path(artifact.folder) == self.reference_dir:
-            self.reference = _reference_from(artifact, result, outputs, self.plan.eval_set)
+            self.reference = _reference_from(artifact, outputs, self.plan)
         return records_for(artifact, result, outputs, self.plan, self.reference)
 
 
@@ -285,12 +291,12 @@ def _accuracy(outputs, plan: BenchPlan, reference: _Reference | None,
         return None
     from quantkit.benchmark.accuracy import measure_accuracy
 
-    is_reference = reference is not None and reference.target == artifact.target
+    if reference is not None and reference.target == artifact.target:
+        return reference.accuracy
     return measure_accuracy(
-        outputs, plan.eval_set.labels,
-        None if reference is None or is_reference else reference.outputs,
-        None if reference is None or is_reference else reference.top1,
-        source=plan.eval_set.source)
+        outputs, plan.resolved_task, plan.eval_set,
+        None if reference is None else reference.outputs,
+        None if reference is None else reference.accuracy, source=plan.eval_set.source)
 
 
 def bare_record(artifact: Artifact, status: str, error: str, host: str = "local",
@@ -311,6 +317,6 @@ def _summary_line(records: list[BenchRecord]) -> str:
     parts = [f"batch {r.batch_size}: p50 {r.latency_ms['p50_ms']:.3g} ms"
              if "p50_ms" in r.latency_ms else
              f"batch {r.batch_size}: mean {r.latency_ms['mean_ms']:.3g} ms" for r in records]
-    if first.accuracy is not None and first.accuracy.top1 is not None:
-        parts.append(f"top-1 {first.accuracy.top1:.2%}")
+    if first.accuracy is not None and first.accuracy.value is not None:
+        parts.append(f"{first.accuracy.metric} {fmt_quality(first.accuracy)}")
     return f"  {first.target}: " + ", ".join(parts)

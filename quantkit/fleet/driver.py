@@ -24,7 +24,8 @@ from quantkit.files import RESULTS_FILE
 from quantkit.fleet.schedule import TIMEOUT_MARGIN_S, Job, Outcome, Scheduler
 from quantkit.fleet.summary import SUMMARY_FILE, summary_markdown
 from quantkit.interrupts import InterruptFlag
-from quantkit.pipeline import REFERENCE_TARGET, PreparedRun, RunSettings, prepare
+from quantkit.pipeline import REFERENCE_TARGET, RunSettings, prepare
+from quantkit.zoo.run import ZooRun, check_zoo
 
 LOCAL = "local"
 DRIVER_HOST = "driver"  # a reference measured on the driver (no node offered it)
@@ -40,70 +41,6 @@ class FleetSettings:
     one_per_machine: bool = True
 
 
-@dataclass
-class ZooRun:
-    """One zoo model, checked and loaded, and (once prepared) its artifacts."""
-
-    name: str
-    model: object  # model_files.InferenceModel
-    calib: object | None  # Dataset
-    eval: object | None
-    targets: tuple[str, ...]
-    calibration: object  # CalibrationConfig
-    prepared: PreparedRun | None = None
-    outcomes: dict[str, Outcome] = field(default_factory=dict)  # by artifact folder
-
-
-def check_zoo(zoo_path: Path) -> list[ZooRun]:
-    """The zoo's models and data, loaded and checked; the first problem is named."""
-    from quantkit.calibration.config import COMMAND_LINE
-    from quantkit.data import CALIBRATION, EVAL
-    from quantkit.data.sources import load_dataset
-    from quantkit.model_files import check_inference_model
-    from quantkit.targets.profile import Precision, load_profile
-    from quantkit.zoo.config import ZOO_DATA, load_zoo
-
-    zoo = load_zoo(zoo_path)
-    runs = []
-    for entry in zoo.models:
-        where = f"zoo model '{entry.name}' of {zoo.source}"
-        try:
-            model_dir = entry.model_dir()
-            if not Path(model_dir).is_dir():
-                raise QuantkitError(f"model folder not found: {model_dir}")
-            model = check_inference_model(model_dir, entry.model_filename,
-                                          entry.params_filename)
-            profiles = [load_profile(name) for name in entry.targets]
-            calibration = dataclasses.replace(COMMAND_LINE, **{
-                key: value for key, value in (("algo", entry.algo),
-                                              ("batch_size", entry.calib_batch_size),
-                                              ("batch_nums", entry.calib_batches))
-                if value is not None})
-            data = []
-            for spec, role in ((entry.calib, CALIBRATION), (entry.eval, EVAL)):
-                if spec.startswith(ZOO_DATA):
-                    raise QuantkitError(f"{role.noun} {spec}: zoo-built data sets are made by "
-                                        "`quantkit zoo`; the fleet takes 'mnist', an .npz or "
-                                        "an image folder")
-                data.append(load_dataset(_data_path(spec, entry.base_dir), model.feeds, role))
-        except QuantkitError as exc:
-            raise QuantkitError(f"{where}: {exc}") from None
-        needs_calib = any(profile.precision == Precision.INT8 for profile in profiles)
-        runs.append(ZooRun(entry.name, model, data[0] if needs_calib else None, data[1],
-                           entry.targets, calibration))
-    return runs
-
-
-def _data_path(spec: str, base_dir: Path) -> str:
-    """'mnist'-style names as they are; a relative path is relative to the zoo file."""
-    from quantkit.data.sources import MNIST_SPECS
-
-    path = Path(spec).expanduser()
-    if spec.lower() in MNIST_SPECS and not (base_dir / path).exists():
-        return spec
-    return str(path if path.is_absolute() else base_dir / path)
-
-
 def run_fleet(zoo_path: str | Path, address: str, out_dir: str | Path,
               settings: FleetSettings = FleetSettings(), force: bool = False,
               token_path: Path | None = None,
@@ -115,7 +52,7 @@ def run_fleet(zoo_path: str | Path, address: str, out_dir: str | Path,
 
     runs = check_zoo(Path(zoo_path))
     out_dir = replaceable_output(out_dir, force or _is_empty_folder(Path(out_dir)),
-                                 inputs=[run.model.model_dir for run in runs])
+                                 inputs=[run.model.given_dir for run in runs])
     if address != LOCAL:  # a dead address: one line within seconds, nothing written
         fleet_connect.check_reachable(address)
     cluster = None
@@ -193,7 +130,8 @@ def _measure_fleet(runs: list[ZooRun], nodes, offered: set[str], no_host_reasons
                     continue
                 on_event(f"{run.name}: calibrating and converting into {out_dir / run.name}")
                 run.prepared = prepare(
-                    run.model.model_dir, run.calib, measured, out_dir / run.name, run.eval,
+                    run.model.model_dir, run.calib, measured, confined(out_dir, run.name),
+                    run.eval,
                     RunSettings(calibration=run.calibration, measure=settings.measure,
                                 reference_target=settings.reference_target),
                     model_filename=run.model.model_file.name,
@@ -291,7 +229,7 @@ def _plan(run: ZooRun, settings: FleetSettings):
 
     prepared = run.prepared
     return BenchPlan(artifacts=prepared.artifacts, settings=settings.measure,
-                     eval_set=run.eval, reference=prepared.reference)
+                     eval_set=run.eval, reference=prepared.reference, task=run.task)
 
 
 def _assemble(runs: list[ZooRun], missing: dict, settings: FleetSettings,

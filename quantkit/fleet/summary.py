@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from quantkit.benchmark.formatting import fmt_ms, fmt_pct, fmt_points, machine_name
+from quantkit.benchmark.formatting import MISSING, fmt_ms, fmt_points, fmt_quality, machine_name
 from quantkit.benchmark.results import BenchRecord, BenchResults, Status
 
 SUMMARY_FILE = "summary.md"
@@ -53,14 +53,15 @@ def summary_markdown(results: BenchResults) -> str:
              "batch size.", ""]
     if not best:
         return "\n".join(lines + ["No target was measured.", ""])
-    lines += ["| model | device class | batch | best target | node | p50 ms | top-1 | "
-              "drop pts | of |", "|---|---|---:|---|---|---:|---:|---:|---:|"]
+    lines += ["| model | device class | batch | best target | node | p50 ms | metric | value | "
+              "drop pts | of |", "|---|---|---:|---|---|---:|---|---:|---:|---:|"]
     for item in best:
         record, accuracy = item.record, item.record.accuracy
         lines.append(f"| {item.model} | {item.device_class} | {item.batch_size} | "
                      f"{record.target} | {machine_name(record)} | "
                      f"{fmt_ms(record.latency_ms['p50_ms'])} | "
-                     f"{fmt_pct(accuracy.top1 if accuracy else None)} | "
+                     f"{(accuracy.metric if accuracy else None) or MISSING} | "
+                     f"{fmt_quality(accuracy)} | "
                      f"{fmt_points(accuracy.drop_points if accuracy else None)} | "
                      f"{item.candidates} |")
     missing = sorted({f"{record.model or '-'}/{record.target}: {record.status}"

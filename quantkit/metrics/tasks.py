@@ -27,6 +27,7 @@ class Headline(NamedTuple):
     metric: str  # a key of score()'s result
     label: str  # axis / column text
     higher_is_better: bool
+    unit: str = "fraction"  # "fraction" (shown as %) or "dB"
 
 
 def headline(task: Task | str, with_truth: bool = True) -> Headline:
@@ -44,7 +45,45 @@ def headline(task: Task | str, with_truth: bool = True) -> Headline:
         return (Headline("cer_vs_truth", "character error rate vs ground truth", False)
                 if with_truth else Headline("cer_vs_fp32", "character error rate vs FP32's "
                                             "text", False))
-    return Headline("sqnr_db", "SQNR vs FP32 (dB)", True)
+    return Headline("sqnr_db", "SQNR vs FP32 (dB)", True, unit="dB")
+
+
+# How far from FP32 a target is, in points, when there is no ground truth to compare both
+# with: an agreement of 97% is 3 points away; a CER against FP32's text of 2% is 2 points.
+# SQNR has no points: generic outputs take 1 - cosine similarity, in points.
+_POINTS_FROM_FP32 = {
+    "confident_agreement": lambda m: (1.0 - m["confident_agreement"]) * 100,
+    "argmax_agreement": lambda m: (1.0 - m["argmax_agreement"]) * 100,
+    "box_f1_vs_fp32": lambda m: (1.0 - m["box_f1_vs_fp32"]) * 100,
+    "cer_vs_fp32": lambda m: m["cer_vs_fp32"] * 100,
+    "sqnr_db": lambda m: (1.0 - m["cosine"]) * 100,
+}
+
+
+def drop_points(line: Headline, metrics: dict, reference_value: float | None = None
+                ) -> float | None:
+    """How much worse than FP32, in percentage points (> 0: worse).
+
+    Against ground truth, the difference to FP32's own `reference_value`; against FP32
+    (no truth), the distance to perfect agreement (`_POINTS_FROM_FP32`).
+    """
+    value = metrics.get(line.metric)
+    if value is None:
+        return None
+    if line.metric in _POINTS_FROM_FP32 and reference_value is None:
+        return float(_POINTS_FROM_FP32[line.metric](metrics))
+    if reference_value is None:
+        return None
+    sign = 1.0 if line.higher_is_better else -1.0
+    return float((reference_value - value) * sign * 100)
+
+
+def choose_headline(task: Task | str, metrics: dict, with_truth: bool) -> Headline:
+    """`headline`, falling back to plain agreement when FP32 was confident on no row."""
+    line = headline(task, with_truth)
+    if line.metric == "confident_agreement" and line.metric not in metrics:
+        return Headline("argmax_agreement", "agreement with FP32's top class", True)
+    return line
 
 
 def score(task: Task | str, outputs: np.ndarray, reference: np.ndarray | None = None,
@@ -61,7 +100,7 @@ def score(task: Task | str, outputs: np.ndarray, reference: np.ndarray | None = 
     recognition ([N, T, C]): step_agreement, cer_vs_fp32, line_agreement (reference);
       cer_vs_truth, line_accuracy (truth strings), spaces ignored; `charset` defaults to
       PP-OCR's.
-    generic: sqnr_db, cosine, max_abs_diff (reference).
+    every task, with reference: sqnr_db, cosine, max_abs_diff (generic has only these).
     """
     task = _task(task)
     outputs = np.asarray(outputs)
@@ -82,21 +121,24 @@ def score(task: Task | str, outputs: np.ndarray, reference: np.ndarray | None = 
     if truth is not None and len(truth) != outputs.shape[0]:
         raise QuantkitError(f"{len(truth)} ground-truth entries for {outputs.shape[0]} output "
                             "rows: give one per row")
+    if task is Task.GENERIC and reference is None:
+        raise QuantkitError("generic outputs are scored against FP32's outputs only: pass "
+                            "reference")
+    # closeness to FP32 is worth knowing whatever the task (how far INT8 moved the numbers)
+    result = {} if reference is None else {
+        "sqnr_db": sqnr_db(outputs, reference), "cosine": cosine_mean(outputs, reference),
+        "max_abs_diff": max_abs_diff(outputs, reference)}
     if task is Task.CLASSIFICATION:
-        return _classification(outputs, reference, labels)
-    if task is Task.DETECTION:
+        result.update(_classification(outputs, reference, labels))
+    elif task is Task.DETECTION:
         if db is None:
             from quantkit.zoo.ppocr import db_settings
 
             db = db_settings()
-        return score_maps(outputs, db, reference, truth)
-    if task is Task.RECOGNITION:
-        return _recognition(outputs, reference, truth, charset)
-    if reference is None:
-        raise QuantkitError("generic outputs are scored against FP32's outputs only: pass "
-                            "reference")
-    return {"sqnr_db": sqnr_db(outputs, reference), "cosine": cosine_mean(outputs, reference),
-            "max_abs_diff": max_abs_diff(outputs, reference)}
+        result.update(score_maps(outputs, db, reference, truth))
+    elif task is Task.RECOGNITION:
+        result.update(_recognition(outputs, reference, truth, charset))
+    return result
 
 
 def _task(task: Task | str) -> Task:

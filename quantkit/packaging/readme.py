@@ -72,9 +72,9 @@ def _measured(manifest: Manifest) -> str:
     if not records:
         return "## Measured\n\nThe run recorded no measurement of this target.\n"
     lines = ["## Measured\n",
-             "| batch | status | p50 ms | mean ms | samples/s | top-1 | drop (points) | "
-             "agreement with FP32 | size MB | measured on |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| batch | status | p50 ms | mean ms | samples/s | metric | value | FP32 | "
+             "drop (points) | size MB | measured on |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for record in records:
         latency = record.get("latency_ms") or {}
         accuracy = record.get("accuracy") or {}
@@ -85,9 +85,10 @@ def _measured(manifest: Manifest) -> str:
         lines.append("| " + " | ".join([
             _text(record.get("batch_size")), record.get("status", ""),
             _number(latency.get("p50_ms"), 3), _number(latency.get("mean_ms"), 3),
-            _number(record.get("throughput_sps"), 1), _percent(accuracy.get("top1")),
+            _number(record.get("throughput_sps"), 1), _text(accuracy.get("metric")),
+            _quality(accuracy, accuracy.get("value")),
+            _quality(accuracy, accuracy.get("reference_value")),
             _number(accuracy.get("drop_points"), 2),
-            _percent(accuracy.get("argmax_agreement")),
             _number(record["size_bytes"] / 1e6 if record.get("size_bytes") else None, 3),
             where + (f" (error: {record['error']})" if record.get("error") else "")]) + " |")
     eval_set = manifest.benchmark.get("eval_set")
@@ -352,6 +353,12 @@ def _text(value: Any) -> str:
 
 def _number(value: Any, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def _quality(accuracy: dict, value) -> str:
+    """A headline value of a results.json record in its unit (fraction as %, or dB)."""
+    return _number(value, 3) + " dB" if accuracy.get("unit") == "dB" and value is not None \
+        else _percent(value)
 
 
 def _percent(value: Any) -> str:

@@ -45,6 +45,7 @@ SPLITS = {
 }
 ROWS = {"det": {"calib": 16, "eval": 24}, "rec": {"calib": 64, "eval": 128},
         "cls": {"calib": 96, "eval": 192}}
+TASKS = {"det": "detection", "rec": "recognition", "cls": "classification"}  # zoo.config.Task
 SETS = tuple(f"ppocr-{task}-{split}" for task in ROWS for split in SPLITS)
 _STREAMS = {"det": 1, "rec": 2, "cls": 3, "cls-pages": 4}  # independent seeds per use
 
@@ -74,7 +75,7 @@ def zoo_dataset(name: str, feeds: Sequence[FeedSpec], role: DataRole = EVAL,
         raise QuantkitError(f"{where}: size sets the detector's input side only; "
                             f"{task} rows have PP-OCR's fixed input shape")
     labels = truth = None
-    extra = {"zoo": name, "seed": SPLITS[split].seed}
+    extra = {"zoo": name, "seed": SPLITS[split].seed, "task": TASKS[task]}
     if task == "det":
         size = DET_SIZE if size is None else size
         images, truth = _det_rows(SPLITS[split], rows, size)
