@@ -60,14 +60,15 @@ def test_calibrate_convert_and_package_record_the_pir_source(pir_models, pir_cac
     assert json.loads((calibrated / PIR_SOURCE_RECORD).read_text())["source"][
         "model_file"] == str(source / "model.json")
     artifact = convert(calibrated, "intel-onednn-int8", tmp_path / "a")
-    assert (artifact.folder / PIR_SOURCE_RECORD).is_file()
+    recorded = json.loads((artifact.folder / "artifact.json").read_text())["pir_source"]
+    assert recorded["source"]["model_sha256"] and recorded["equivalence"]["checked"]
     fp32 = convert(source, "intel-cpu-fp32", tmp_path / "f")
-    assert (fp32.folder / PIR_SOURCE_RECORD).is_file()
+    assert fp32.pir_source == recorded
     logits = open_artifact(fp32.folder).run({"x": images[:2]})[0]
     assert logits.shape == (2, 1000) and np.isfinite(logits).all()
     bundle = package(fp32.folder, tmp_path / "bundles")
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    assert f"model/{PIR_SOURCE_RECORD}" in manifest["files"]
+    assert json.loads((bundle / "model" / "artifact.json").read_text())["pir_source"] == \
+        recorded
 
 
 def _refused(model_dir, *needles, **files):

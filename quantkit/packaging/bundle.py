@@ -20,8 +20,8 @@ from typing import Any
 
 from quantkit.atomic import confined, replaceable_output, staged_folder
 from quantkit.errors import QuantkitError
-from quantkit.files import (ARCHIVE_SUFFIX, ARTIFACT_RECORD, ARTIFACTS_DIR, PIR_SOURCE_RECORD,
-                            PROFILE_RECORD, RESULTS_FILE, RUN_RECORD, RUN_SCHEMA)
+from quantkit.files import (ARCHIVE_SUFFIX, ARTIFACT_RECORD, ARTIFACTS_DIR, PROFILE_RECORD,
+                            RESULTS_FILE, RUN_RECORD, RUN_SCHEMA)
 from quantkit.hashing import file_sha256
 from quantkit.machine import library_versions, machine_facts
 from quantkit.names import check_name
@@ -108,9 +108,7 @@ def _fill_bundle(staging: Path, artifact, profile, profile_record: dict,
 
     model_dir = staging / MODEL_DIR
     model_dir.mkdir()
-    records = [ARTIFACT_RECORD, PROFILE_RECORD] + (
-        [PIR_SOURCE_RECORD] if (artifact.folder / PIR_SOURCE_RECORD).is_file() else [])
-    for name in (*artifact.files, *records):
+    for name in (*artifact.files, ARTIFACT_RECORD, PROFILE_RECORD):
         (model_dir / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(artifact.folder / name, model_dir / name)
     staged = Artifact.load(model_dir)

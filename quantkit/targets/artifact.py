@@ -30,6 +30,7 @@ class Artifact:
     precision: Precision
     files: tuple[str, ...]
     settings: dict = field(default_factory=dict)  # backend recipe, serialisable
+    pir_source: dict | None = None  # the Paddle 3 PIR model it was translated from
 
     @property
     def size_bytes(self) -> int:
@@ -66,7 +67,9 @@ class Artifact:
                    backend=Backend.parse(record["backend"], "backend", f" in {where}"),
                    precision=Precision.parse(record["precision"], "precision",
                                              f" in {where}"),
-                   files=tuple(files), settings=settings)
+                   files=tuple(files), settings=settings,
+                   pir_source=record.get("pir_source")
+                   if isinstance(record.get("pir_source"), dict) else None)
 
 
 def load_artifact(folder: str | Path) -> Artifact:

@@ -14,7 +14,6 @@ from quantkit.atomic import replaceable_output, staged_folder
 from quantkit.errors import QuantkitError
 from quantkit.files import PROFILE_RECORD
 from quantkit.model_files import check_inference_model
-from quantkit.pir.cache import copy_record as copy_pir_record
 from quantkit.targets import adapter_for
 from quantkit.targets.artifact import Artifact, artifact_profile, load_artifact
 from quantkit.targets.base import Availability, Predictor
@@ -35,8 +34,7 @@ def convert(model_dir: str | Path, target: str | Path | TargetProfile, out: str 
     adapter = adapter_for(profile.backend)
     with staged_folder(out, replace=True) as staging:
         artifact = adapter.prepare(model, profile, staging)
-        artifact.save()
-        copy_pir_record(model.model_dir, staging)
+        dataclasses.replace(artifact, pir_source=model.pir_source).save()
         (staging / PROFILE_RECORD).write_text(json.dumps(profile.to_dict(), indent=2) + "\n")
     return Artifact.load(out.absolute())
 
