@@ -114,3 +114,78 @@ def test_without_the_side_env_the_record_says_not_checked(pir_models, pir_cache,
     check = model.pir_source["equivalence"]
     assert not check["checked"] and "quantkit env install paddle3" in check["reason"]
     assert "not checked" in capsys.readouterr().err
+
+
+INT8_TARGETS = ("intel-onednn-int8", "onnxruntime-int8", "arm-lite-int8")
+# (calibration rows, eval rows): the PP-OCR classifier reads its zoo crops; the seeded
+# random-weight nets read seeded noise, on which only closeness to FP32 is meaningful.
+PIR_INT8_CASES = {"ocr_cls": "zoo:ppocr-cls", "mobilenet_v3_small": None, "resnet18": None}
+
+
+def _rows(spec, model, role, rows):
+    from quantkit.data.sources import load_dataset
+
+    if spec:
+        return load_dataset(f"{spec}-{role}", model.feeds, limit=rows).inputs["x"]
+    shape = (rows, *model.feeds[0].shape[1:])
+    seed = 0 if role == "calib" else 1
+    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
+
+
+@pytest.mark.parametrize("name", sorted(PIR_INT8_CASES))
+def test_pir_models_calibrate_and_convert_for_every_int8_target(name, pir_models, pir_cache,
+                                                               tmp_path):
+    """As for legacy models: oneDNN and ONNX INT8 run close to the PIR model's FP32 (the
+    translation is equivalent to it, checked), and the ARM .nb converts."""
+    from quantkit.calibration.calibrate import calibrate
+    from quantkit.calibration.config import CalibrationConfig
+    from quantkit.metrics import cosine_mean
+    from quantkit.targets.convert import convert, open_artifact
+    from quantkit.targets.profile import load_profile
+    from quantkit.targets import adapter_for
+
+    source = pir_models[name]
+    model = check_inference_model(source)
+    assert model.pir_source["equivalence"]["checked"]
+    calib = _rows(PIR_INT8_CASES[name], model, "calib", 8)
+    images = _rows(PIR_INT8_CASES[name], model, "eval", 8)
+    calibrated = calibrate(None, str(source), str(tmp_path / "q"),
+                           CalibrationConfig(batch_size=4, batch_nums=2),
+                           batch_generator=lambda: iter([calib[:4], calib[4:]])).path
+    fp32 = open_artifact(convert(source, "intel-cpu-fp32", tmp_path / "fp32").folder)
+    (expected,) = fp32.run({"x": images})
+    for target in INT8_TARGETS:
+        artifact = convert(calibrated, target, tmp_path / target)
+        assert artifact.precision == "int8" and artifact.pir_source == model.pir_source
+        profile = load_profile(target)
+        if not adapter_for(profile.backend).availability(profile).can_run:
+            continue  # the ARM .nb: converted, runs on a board
+        (outputs,) = open_artifact(artifact.folder).run({"x": images})
+        closeness = cosine_mean(outputs, expected)
+        # measured on seeded noise: mobilenet_v3_small 0.966, resnet18 0.9999; ocr_cls 0.983
+        assert closeness >= 0.95, f"{target}: cosine {closeness:.4f} to the PIR FP32 model"
+        if PIR_INT8_CASES[name]:  # real crops: the classifier's answers stay
+            assert (outputs.argmax(1) == expected.argmax(1)).mean() >= 7 / 8
+
+
+def test_the_pir_classifier_calibrates_to_what_its_legacy_original_does(pir_models, pir_cache,
+                                                                       tmp_path):
+    """rapidocr's legacy classifier and its PIR re-save, calibrated on the same crops, give
+    the same INT8 model: the same scales, so the same oneDNN INT8 outputs."""
+    from quantkit.calibration.calibrate import calibrate
+    from quantkit.calibration.config import CalibrationConfig
+    from quantkit.datasets.text_crops import CLS_MODEL, rapidocr_model_dir
+    from quantkit.targets.convert import convert, open_artifact
+
+    pir = check_inference_model(pir_models["ocr_cls"])
+    calib = _rows("zoo:ppocr-cls", pir, "calib", 8)
+    images = _rows("zoo:ppocr-cls", pir, "eval", 8)
+    outputs = []
+    sources = (("pir", pir_models["ocr_cls"]), ("legacy", rapidocr_model_dir(CLS_MODEL)))
+    for label, source in sources:
+        calibrated = calibrate(None, str(source), str(tmp_path / label),
+                               CalibrationConfig(batch_size=4, batch_nums=2),
+                               batch_generator=lambda: iter([calib[:4], calib[4:]])).path
+        artifact = convert(calibrated, "intel-onednn-int8", tmp_path / f"{label}-int8")
+        outputs.append(open_artifact(artifact.folder).run({"x": images})[0])
+    assert np.abs(outputs[0] - outputs[1]).max() <= 1e-6
