@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import paddle_fp32_logits as reference_logits
 
-import quantkit  # noqa: F401 - before paddle: importing paddle first breaks gzip (DESIGN.md)
+import quantkit  # noqa: F401 - before paddle: importing paddle first breaks gzip (docs/measured-facts.md)
 from quantkit.errors import QuantkitError
 from quantkit.model_files import check_inference_model
 from quantkit.targets.artifact import Artifact

@@ -42,9 +42,9 @@ NB_RULE = ("sha256 with the bytes of the .nb's 16-byte opt version field (offset
 NB_REASON = ("Paddle Lite opt writes its version string into a 16-byte field (offsets 2-17) "
              "and leaves the bytes after the string's NUL uninitialised (stack memory): "
              "offsets {start}-{end} (0-based) here, which differ between two conversions of "
-             "the same model. DESIGN.md's 'bytes 12-15' count from 1: 0-based 11-14 were seen "
-             "to change on x86-64 Linux, the rest of the range is the same uninitialised "
-             "memory. sha256_stable zeroes the range and is reproducible")
+             "the same model (0-based offsets 11-14 were seen to change on x86-64 Linux; the "
+             "rest of the range is the same uninitialised memory). sha256_stable zeroes the "
+             "range and is reproducible")
 LITE_RECORD_FIELDS = ("opt_command", "opt_path")  # absolute paths in a Lite artifact.json
 ARTIFACT_RULE = ("sha256 of artifact.json as canonical JSON (sorted keys, compact) without "
                  "settings.opt_command and settings.opt_path")
