@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class In:
+    """One PIR operand: the legacy input slot it fills, or the attribute it folds into."""
+
     name: str
     slot: str = ""
     vector: bool = False
@@ -51,6 +53,8 @@ class In:
 
 @dataclass(frozen=True)
 class Out:
+    """One PIR result: the legacy output slot it becomes (vector: one var per element)."""
+
     name: str
     slot: str = ""
     vector: bool = False
