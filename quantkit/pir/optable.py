@@ -30,7 +30,7 @@ Conversions: 'dtype' (PIR dtype name -> framework.proto VarType), 'dtype_or_-1'
 (Undefined -> -1), 'dropout_mode', 'int32s' (int list clamped to int32, for slice
 bounds), 'floats'.
 Sources: Paddle's op_compat.yaml naming, Paddle 2.6.2 OpProtos (slot/attribute names, checked
-by tests/test_optable.py) and what Paddle 2.6.2's Python layers write for each op.
+by tests/test_pir_optable.py) and what Paddle 2.6.2's Python layers write for each op.
 """
 from __future__ import annotations
 
