@@ -54,6 +54,7 @@ zoo: $(STAMP)
 	$(VENV)/bin/quantkit zoo zoo.toml --out zoo-output --force
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
 	mkdir -p .benchmarks
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-group-by=group --benchmark-json=.benchmarks/latest.json
 
