@@ -17,6 +17,7 @@ import pytest
 from quantkit.benchmark.measure import time_calls
 from quantkit.datasets import mnist
 from quantkit.targets.convert import convert, open_artifact
+from quantkit.targets.openvino import OpenVinoOptions, OpenVinoPredictor
 from quantkit.targets.profile import load_profile
 
 ROUNDS = 5
@@ -36,33 +37,25 @@ def quantkit_int8(demo_models, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def nncf_int8(demo_models, tmp_path_factory):
-    """NNCF's default PTQ on the FP32 model. OpenVINO's Paddle frontend cannot read the demo
-    model's legacy `mul` op, so NNCF gets the FP32 ONNX export (what quantkit's adapter reads
-    for such models too)."""
+    """NNCF's default PTQ on the FP32 model, run by quantkit's own OpenVINO predictor with the
+    profile's compile settings, so only the quantization differs. OpenVINO's Paddle frontend
+    cannot read the demo model's legacy `mul` op, so NNCF gets the FP32 ONNX export (what
+    quantkit's adapter reads for such models too)."""
     nncf = pytest.importorskip("nncf", reason="NNCF is the bench extra: pip install -e .[bench]")
     import openvino as ov
 
     fp32_dir, _ = demo_models
-    onnx_dir = convert(fp32_dir, "onnxruntime-fp32", tmp_path_factory.mktemp("ov") / "f").folder
-    core = ov.Core()
-    model = core.read_model(str(onnx_dir / "model.onnx"))
+    root = tmp_path_factory.mktemp("nncf")
+    onnx_dir = convert(fp32_dir, "onnxruntime-fp32", root / "onnx").folder
     calib = mnist.load("train", limit=CALIB_ROWS).images
     dataset = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
-    quantized = nncf.quantize(model, dataset, subset_size=CALIB_ROWS)
-    options = load_profile("intel-openvino-int8").options
-    config = {"INFERENCE_NUM_THREADS": load_profile("intel-openvino-int8").threads,
-              "PERFORMANCE_HINT": options["performance_hint"],
-              "NUM_STREAMS": options["num_streams"],
-              "INFERENCE_PRECISION_HINT": options["inference_precision"]}
-    compiled = {}
-
-    def run(x):
-        if x.shape not in compiled:  # static shapes, as quantkit's predictor compiles them
-            quantized.reshape({quantized.inputs[0].any_name: list(x.shape)})
-            compiled[x.shape] = core.compile_model(quantized, "CPU", config)
-        return compiled[x.shape](x)[0]
-
-    return run
+    quantized = nncf.quantize(ov.Core().read_model(str(onnx_dir / "model.onnx")), dataset,
+                              subset_size=CALIB_ROWS)
+    ov.save_model(quantized, str(root / "nncf.xml"), compress_to_fp16=False)
+    profile = load_profile("intel-openvino-int8")
+    predictor = OpenVinoPredictor(root / "nncf.xml", OpenVinoOptions.from_profile(profile)
+                                  .compile_config(profile.threads))
+    return lambda x: predictor.run({predictor.input_names[0]: x})[0]
 
 
 def _top1(run) -> float:
