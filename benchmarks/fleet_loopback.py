@@ -10,6 +10,7 @@ results.json/.md and summary.md. Every Ray process is stopped by PID at the end.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from quantkit.benchmark.jobs import MeasureSettings
@@ -57,16 +58,17 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     zoo = args.out.parent / f"{args.out.name}.zoo.toml"
     zoo.write_text(zoo_text(args.model_dir))
-    cluster = LocalCluster.start(NodeSpec(name="head"), tuple(
-        NodeSpec(name=name, targets=targets) for name, targets in NODES.items()))
-    try:
-        run_fleet(zoo, cluster.address, args.out,
-                  FleetSettings(measure=MeasureSettings(batch_sizes=(1, 64), warmup=10,
-                                                        iterations=100, timeout_s=1800)),
-                  force=True, token_path=cluster.token_path, on_event=print)
-    finally:
-        cluster.stop()
+    settings = FleetSettings(measure=MeasureSettings(batch_sizes=(1, 64), warmup=10,
+                                                     iterations=100, timeout_s=1800))
+    started = time.monotonic()
+    with LocalCluster.start(NodeSpec(name="head"), tuple(
+            NodeSpec(name=name, targets=targets) for name, targets in NODES.items())) as cluster:
+        print(f"cluster up in {time.monotonic() - started:.1f} s at {cluster.address}")
+        results = run_fleet(zoo, cluster.address, args.out, settings, force=True,
+                            token_path=cluster.token_path, on_event=print)
+    print(f"total {time.monotonic() - started:.1f} s, {len(results.records)} records")
     print((args.out / "results.md").read_text())
+    print((args.out / "summary.md").read_text())
 
 
 if __name__ == "__main__":
