@@ -6,7 +6,8 @@ import sys
 
 from quantkit.machine import cpu_isa, library_versions
 
-_OPTIONAL = ("paddlepaddle-gpu", "onnxruntime-gpu", "openvino", "nncf", "ray")
+# Shown only when installed here; paddlelite lives in the lite side env (listed below).
+_OPTIONAL = ("paddlepaddle-gpu", "paddlelite", "onnxruntime-gpu", "openvino", "nncf", "ray")
 
 
 def _int8_targets():

@@ -1,13 +1,17 @@
-"""Side environments: a second Python venv for a library the main env cannot hold.
+"""Side environments: a second Python venv for a runtime the main env cannot hold.
 
-The main env pins Paddle 2.6.2 (Paddle Lite, paddle2onnx's INT8 export and Paddle core's
-PTQ read only legacy programs). Paddle 3 is needed only to *run* a PIR model, to check a
-translation against it, so it lives in its own venv, made from the main env's base
-interpreter and checked by a stamp file naming the exact packages. One spec per side env,
-here; `quantkit env install NAME` (and `make test`) creates it, `doctor` reports it.
+The kit itself runs on CPython 3.10-3.12 with Paddle 2.6.2. Two runtimes cannot join it:
+Paddle Lite (`paddle_lite_opt` and the x86 `.nb` runtime) publishes wheels for CPython
+<= 3.10 only, and Paddle 3 cannot share a process with Paddle 2.6.2. Each lives in its own
+venv, made from a named interpreter, checked by a stamp file naming the exact packages,
+and used only through subprocesses (conversion, translation checks, the benchmark runner,
+predictor workers: quantkit.targets.side_runtime). One spec per side env, here;
+`quantkit env install NAME` (and `make test`) creates it, `doctor` reports it.
 """
 from __future__ import annotations
 
+import glob
+import inspect
 import os
 import shutil
 import subprocess
@@ -27,16 +31,29 @@ class SideEnvSpec:
     packages: tuple[str, ...]   # pip requirement strings, exact pins
     why: str                    # one line for `doctor` and error messages
     probe: str                  # python code printing the version that proves it works
+    python: str | None = None   # "3.10": the CPython it needs; None: the kit's own
+    size: str = ""              # measured on-disk size, for messages
 
 
 SPECS = {
     "paddle3": SideEnvSpec(
         name="paddle3",
         packages=("paddlepaddle==3.3.1",),
-        why="runs Paddle 3 PIR models to check their legacy translation",
+        why="runs Paddle 3 PIR models (translation checks) and the paddle3-onednn-int8 target",
         probe="import paddle; print(paddle.__version__)",
+        size="~850 MB",
+    ),
+    "lite": SideEnvSpec(
+        name="lite",
+        # paddlelite 2.13rc0's Tensor.from_numpy silently corrupts input under numpy 2.
+        packages=("paddlelite==2.13rc0", "numpy==1.26.4"),
+        why="Paddle Lite's opt and x86 .nb runtime (paddlelite has wheels for CPython <= 3.10)",
+        probe="import paddlelite.lite, importlib.metadata as m; print(m.version('paddlelite'))",
+        python="3.10",
+        size="~260 MB",
     ),
 }
+PYTHON_VARIABLE = "QUANTKIT_PYTHON{}"  # QUANTKIT_PYTHON310: the CPython 3.10 to use
 
 
 def envs_root() -> Path:
@@ -63,15 +80,22 @@ def python_of(name: str) -> Path:
     return env_dir(name) / "bin" / "python"
 
 
-def _stamp(side: SideEnvSpec) -> str:
-    return "\n".join(side.packages) + "\n"
+def _stamp(side: SideEnvSpec, interpreter: str) -> str:
+    """What a ready env was made with: its exact packages and the interpreter it links to."""
+    return "\n".join(side.packages) + f"\npython {interpreter}\n"
 
 
 def ready(name: str) -> bool:
-    """The side env exists and was installed with exactly today's spec."""
+    """The side env exists, was installed with exactly today's packages, and the
+    interpreter it was made from is still there (a venv links to it)."""
     side = spec(name)
     stamp = env_dir(name) / ".quantkit-installed"
-    return python_of(name).is_file() and stamp.is_file() and stamp.read_text() == _stamp(side)
+    if not (python_of(name).is_file() and stamp.is_file()):
+        return False
+    lines = stamp.read_text().splitlines()
+    if lines[:-1] != list(side.packages) or not lines[-1].startswith("python "):
+        return False
+    return Path(lines[-1][len("python "):]).is_file()
 
 
 def require(name: str) -> Path:
@@ -79,14 +103,68 @@ def require(name: str) -> Path:
     if not ready(name):
         side = spec(name)
         raise QuantkitError(f"the {name} side environment is missing ({side.why}): run "
-                            f"'quantkit env install {name}' (about 1 min, ~850 MB under "
+                            f"'quantkit env install {name}' (about 1 min, {side.size} under "
                             f"{envs_root()}; set {ENVS_VARIABLE} to put it elsewhere)")
     return python_of(name)
 
 
 def base_python() -> str:
-    """The interpreter the main venv was made from: the side env gets the same CPython."""
-    return getattr(sys, "_base_executable", None) or sys.executable
+    """The real interpreter under this (venv's) Python, never a venv's own link to it:
+    a side env made from a venv's python breaks when that venv is re-made."""
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    installed = Path(sys.base_prefix) / "bin" / version
+    if installed.is_file():
+        return str(installed)
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def interpreter_for(side: SideEnvSpec) -> str:
+    """The CPython a side env is made from: the kit's own, or the version it names.
+
+    For a named version: $QUANTKIT_PYTHON310 (say), the kit's own if it is that version,
+    then pythonX.Y on PATH and pyenv's builds; a one-line error if none runs.
+    """
+    if side.python is None:
+        return base_python()
+    wanted = tuple(int(part) for part in side.python.split("."))
+    variable = PYTHON_VARIABLE.format(side.python.replace(".", ""))
+    configured = os.environ.get(variable)
+    if configured:
+        found = _probe_python(configured)
+        if found is None or found[0] != wanted:
+            raise QuantkitError(f"${variable}={configured} is not a working CPython "
+                                f"{side.python}")
+        return found[1]
+    if sys.version_info[:2] == wanted:
+        return base_python()
+    pyenv_root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    candidates = [shutil.which(f"python{side.python}") or "",
+                  *sorted(glob.glob(f"{pyenv_root}/versions/{side.python}*/bin/python"
+                                    f"{side.python}"), reverse=True),
+                  f"/usr/bin/python{side.python}", f"/usr/local/bin/python{side.python}"]
+    for candidate in candidates:
+        found = _probe_python(candidate) if candidate else None
+        if found is not None and found[0] == wanted:
+            return found[1]
+    raise QuantkitError(f"the {side.name} side environment needs CPython {side.python} "
+                        f"({side.why}) and none was found: install it (pyenv install "
+                        f"{side.python}, or apt-get install python{side.python}-venv) or set "
+                        f"${variable} to its python")
+
+
+def _probe_python(python: str) -> tuple[tuple[int, ...], str] | None:
+    """((major, minor), its real interpreter) for a python that runs and has venv."""
+    code = (f"import os, sys, venv\nfrom pathlib import Path\n"
+            f"{inspect.getsource(base_python)}\n"
+            "print(*sys.version_info[:2]); print(base_python())")
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = done.stdout.splitlines()
+    if done.returncode != 0 or len(lines) != 2:
+        return None
+    return tuple(int(part) for part in lines[0].split()), lines[1]
 
 
 def install(name: str, progress=print) -> Path:
@@ -100,13 +178,14 @@ def install(name: str, progress=print) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     progress(f"{name}: creating a venv at {target} ({', '.join(side.packages)})")
     try:
-        _run([base_python(), "-m", "venv", str(target)], "create the venv")
+        interpreter = interpreter_for(side)
+        _run([interpreter, "-m", "venv", str(target)], "create the venv")
         pip = [str(python_of(name)), "-m", "pip", "install", "--quiet",
                "--disable-pip-version-check"]
         _run(pip + list(side.packages), f"pip install {' '.join(side.packages)}")
         version = _run([str(python_of(name)), "-c", side.probe], "import the package")
         # the stamp is written last: a half-made env is never `ready`
-        (target / ".quantkit-installed").write_text(_stamp(side))
+        (target / ".quantkit-installed").write_text(_stamp(side, interpreter))
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
@@ -129,4 +208,5 @@ def _run(command: list[str], what: str) -> str:
 def describe() -> list[dict]:
     """One record per side env for `doctor`: ready or not, where, why."""
     return [{"name": side.name, "ready": ready(side.name), "path": str(env_dir(side.name)),
-             "packages": list(side.packages), "why": side.why} for side in SPECS.values()]
+             "packages": list(side.packages), "python": side.python or "the kit's",
+             "why": side.why} for side in SPECS.values()]

@@ -67,7 +67,8 @@ def paddle_fp32_logits(model_dir: Path, images, batch: int = 250):
     """Reference logits: Paddle Inference on the FP32 model, plain CPU kernels."""
     import numpy as np
 
-    from quantkit.targets.paddle_inference import OneDnnRecipe, open_cpu_predictor
+    from quantkit.targets.paddle_inference import open_cpu_predictor
+    from quantkit.targets.paddle_runtime import OneDnnRecipe
 
     predictor = open_cpu_predictor(model_dir / "fp32.pdmodel", model_dir / "fp32.pdiparams",
                                    OneDnnRecipe(onednn=False, int8=False, threads=1))

@@ -21,7 +21,7 @@ STAGES = (  # (stage, module prefixes), earliest first
                     "quantkit.files", "quantkit.atomic", "quantkit.records", "quantkit.hashing",
                     "quantkit.machine", "quantkit.static_mode", "quantkit.onednn",
                     "quantkit.interrupts", "quantkit.cli_types", "quantkit.evaluation",
-                    "quantkit.sideenv")),
+                    "quantkit.sideenv", "quantkit.kit")),
     ("models and data", ("quantkit.models", "quantkit.datasets", "quantkit.metrics",
                          "quantkit.data", "quantkit.pir", "quantkit.model_files",
                          "quantkit.zoo")),

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quantkit import sideenv
 from quantkit.benchmark.remote.adb import (BenchmarkBinTiming, build_plan, device_problem,
                                     parse_adb_devices, parse_benchmark_output, run_over_adb)
 from quantkit.benchmark.remote.hosts import HostProfile
@@ -346,7 +347,8 @@ def test_python_runner_over_adb_brings_back_timings_and_eval_outputs(tmp_path, f
                     {"image": images}, {"image": images}, embed_artifact=True,
                     opener="paddle-lite")
     device = tmp_path / "device"
-    host = _phone(benchmark_bin="", python=sys.executable, workdir=str(device))
+    board_python = str(sideenv.require("lite"))  # numpy + paddlelite, no quantkit
+    host = _phone(benchmark_bin="", python=board_python, workdir=str(device))
     result = run_over_adb(job, host, 60)
     assert result["status"] == "ok", result
     assert result["opener"] == "paddle-lite" and len(result["timings_s"]["1"]) == 5

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import quantkit  # noqa: F401  - before paddle: importing paddle first breaks zlib
+from quantkit import sideenv
 from loopback_sshd import free_port, start_loopback_sshd
 from quantkit.benchmark.remote.hosts import HostProfile
 from quantkit.benchmark.jobs import MeasureSettings, write_job
@@ -66,8 +67,10 @@ def _job(tmp_path: Path, artifact: Path, images: np.ndarray, opener: str,
 
 
 def _host(sshd, tmp_path: Path, **overrides) -> HostProfile:
+    """The loopback host; its python is the lite side env's, which has numpy and
+    paddlelite but not quantkit: what an ARM board has."""
     overrides.setdefault("workdir", str(tmp_path / "remote"))
-    overrides.setdefault("python", sys.executable)
+    overrides.setdefault("python", str(sideenv.require("lite")))
     return HostProfile(**sshd.host_fields(**overrides))
 
 
@@ -104,7 +107,7 @@ def test_lite_nb_runs_remotely_through_the_standalone_opener(sshd, artifacts, im
 def test_paddle_inference_artifact_runs_remotely_through_quantkit(sshd, artifacts, images,
                                                                   tmp_path):
     job = _job(tmp_path, artifacts["intel-cpu-fp32"], images, "auto", batch_sizes=(1,))
-    result = run_remote(job, _host(sshd, tmp_path), timeout_s=120)
+    result = run_remote(job, _host(sshd, tmp_path, python=sys.executable), timeout_s=120)
     assert result["status"] == "ok", result
     assert result["opener"] == "quantkit"  # auto found quantkit importable remotely
     assert len(result["timings_s"]["1"]) == ITERATIONS

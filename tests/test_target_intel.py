@@ -46,7 +46,7 @@ def test_int8_keeps_top1_within_half_a_point(artifacts, mnist_test_slice, isa):
 
 
 def test_int8_pass_quantizes_the_convolutions(artifacts):
-    from quantkit.targets.paddle_inference import int8_pass_summary
+    from quantkit.targets.paddle_runtime import int8_pass_summary
 
     predictor = open_artifact(artifacts["int8"].folder)
     summary = int8_pass_summary(predictor.pass_log)

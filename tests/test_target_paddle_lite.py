@@ -4,7 +4,6 @@ refusal naming what is wrong (unsupported op, uncalibrated model, crashing opt, 
 from __future__ import annotations
 
 import stat
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +120,7 @@ def test_quantized_model_refused_by_fp32_profile(adapter, quantized_model_dir, t
 
 def _fake_opt(tmp_path: Path, conversion: str) -> Path:
     """An opt that answers table/version queries like the real one but not conversions."""
-    real = Path(sys.executable).parent / "paddle_lite_opt"
+    real = LiteOptions().opt  # the lite side environment's paddle_lite_opt
     script = tmp_path / "fake_opt"
     script.write_text(f"#!/bin/sh\ncase \"$*\" in *--optimize_out=*) {conversion} ;; esac\n"
                       f"exec {real} \"$@\"\n")

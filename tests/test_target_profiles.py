@@ -60,9 +60,9 @@ def test_unknown_target_lists_close_names():
 
 
 def test_unknown_backend_option_is_named():
-    from quantkit.targets.paddle_inference import OneDnnRecipe
+    from quantkit.targets.paddle_inference import recipe_from_profile
 
     profile = dataclasses.replace(load_profile("intel-onednn-int8"),
                                   options={"onednn": True, "int8_opps": []})
     with pytest.raises(QuantkitError, match="unknown option 'options.int8_opps'"):
-        OneDnnRecipe.from_profile(profile)
+        recipe_from_profile(profile)

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,9 +21,10 @@ from typing import Callable, Mapping
 import numpy as np
 
 from quantkit.errors import QuantkitError
-from quantkit.files import (BENCH_INPUTS, EMBEDDED_ARTIFACT, EVAL_INPUTS, JOB_FILE,
-                            JOB_RESULT_FILE)
+from quantkit.files import (ARTIFACT_RECORD, BENCH_INPUTS, EMBEDDED_ARTIFACT, EVAL_INPUTS,
+                            JOB_FILE, JOB_RESULT_FILE)
 from quantkit.targets.base import kill_group
+from quantkit.targets.side_runtime import python_for
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,16 @@ def run_local(job_dir: Path, settings: MeasureSettings,
     """Run the job in a fresh Python process; a crash becomes a 'crashed' record.
 
     The runner gets its own session, so a Ctrl-C reaches this process only; when
-    `should_stop()` turns true the runner is killed and KeyboardInterrupt raised.
+    `should_stop()` turns true the runner is killed and KeyboardInterrupt raised. A
+    backend whose runtime lives in a side environment (Paddle Lite, Paddle 3) is run by
+    that environment's python from the runner kit.
     """
-    command = [sys.executable, "-m", "quantkit.benchmark.runner", str(job_dir)]
-    process = subprocess.Popen(command, env=child_environment(settings.threads),
+    try:
+        python, env = python_for(_job_backend(job_dir), child_environment(settings.threads))
+    except QuantkitError as exc:
+        return {"status": "failed", "error": str(exc)}
+    command = [python, "-m", "quantkit.benchmark.runner", str(job_dir)]
+    process = subprocess.Popen(command, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     deadline = time.monotonic() + settings.timeout_s
@@ -145,6 +151,17 @@ def run_local(job_dir: Path, settings: MeasureSettings,
         kill_group(process)
         raise
     return read_result(job_dir, process.returncode, stderr)
+
+
+def _job_backend(job_dir: Path) -> str | None:
+    """The backend of the artifact a job times (None if unreadable: the runner says why)."""
+    artifact = Path(json.loads((job_dir / JOB_FILE).read_text())["artifact"])
+    if not artifact.is_absolute():
+        artifact = job_dir / artifact
+    try:
+        return json.loads((artifact / ARTIFACT_RECORD).read_text()).get("backend")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def read_result(job_dir: Path, returncode: int, stderr: str) -> dict:

@@ -4,11 +4,11 @@
 
 Reads JOB_DIR/job.json, writes JOB_DIR/result.json and, with an eval set, the first
 output of every eval row to JOB_DIR/eval_outputs.npy. It needs numpy and the artifact's
-runtime. A Paddle Lite `.nb` opens through `quantkit.targets.lite_runtime` alone, so a
-board with just the paddlelite wheel runs it from the few modules the remote runner ships
-(this one, `measure`, `evaluation`, `machine`, `files`, `lite_runtime`; see
-`quantkit.benchmark.remote.job.SHIPPED_MODULES`); every other backend opens through the
-installed quantkit's adapter, with the settings it was converted with.
+runtime. A Paddle Lite `.nb` and a Paddle 3 artifact open through
+`quantkit.targets.standalone` alone, so a board with just the paddlelite wheel, or a side
+environment (quantkit.sideenv), runs them from the runner kit (`quantkit.kit`); every
+other backend opens through the installed quantkit's adapter, with the settings it was
+converted with.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from quantkit.benchmark import measure
 from quantkit.evaluation import predict_rows
-from quantkit.files import (ARTIFACT_RECORD, BENCH_INPUTS, EVAL_INPUTS, EVAL_OUTPUTS,
+from quantkit.files import (BENCH_INPUTS, EVAL_INPUTS, EVAL_OUTPUTS,
                             JOB_FILE, JOB_RESULT_FILE)
 from quantkit.machine import machine_facts
 
@@ -35,45 +35,33 @@ class JobError(Exception):
 
 def open_predictor(artifact_dir: Path, opener: str, threads: int | None):
     """(predictor with .run(feeds) -> list of arrays, name of the opener used)."""
+    from quantkit.errors import QuantkitError
+    from quantkit.targets import standalone
+
     if opener not in OPENERS:
         raise JobError(f"unknown opener {opener!r}: choose one of {', '.join(OPENERS)}")
-    record = _artifact_record(artifact_dir)
-    if opener == "paddle-lite" or (opener == "auto" and record.get("backend") == "paddle-lite"):
-        return _open_lite(artifact_dir, record, threads), "paddle-lite"
+    try:
+        record = standalone.artifact_record(artifact_dir)
+    except QuantkitError as exc:
+        raise JobError(str(exc)) from None
+    backend = record.get("backend")
+    if opener == "paddle-lite" and backend != standalone.LITE_BACKEND:
+        raise JobError(f"{artifact_dir}: backend {backend!r} is not a Paddle "
+                       "Lite .nb (opener 'paddle-lite' runs only those)")
+    if opener == "paddle-lite" or (opener == "auto"
+                                   and backend in standalone.STANDALONE_BACKENDS):
+        try:
+            return (standalone.open_standalone(artifact_dir, record, threads),
+                    "paddle-lite" if backend == standalone.LITE_BACKEND else backend)
+        except QuantkitError as exc:
+            raise JobError(str(exc)) from None
     try:
         from quantkit.targets.convert import open_artifact
     except ImportError:
-        raise JobError(f"{artifact_dir}: backend {record.get('backend')!r} needs quantkit "
+        raise JobError(f"{artifact_dir}: backend {backend!r} needs quantkit "
                        "installed on this host (only a Paddle Lite .nb runs without it)"
                        ) from None
     return open_artifact(artifact_dir, threads=threads), "quantkit"
-
-
-def _artifact_record(artifact_dir: Path) -> dict:
-    try:
-        record = json.loads((artifact_dir / ARTIFACT_RECORD).read_text())
-    except (OSError, ValueError) as exc:
-        raise JobError(f"{artifact_dir / ARTIFACT_RECORD}: unreadable ({exc})") from None
-    if not isinstance(record, dict):
-        raise JobError(f"{artifact_dir / ARTIFACT_RECORD}: not an artifact record")
-    return record
-
-
-def _open_lite(artifact_dir: Path, record: dict, threads: int | None):
-    if record.get("backend") != "paddle-lite":
-        raise JobError(f"{artifact_dir}: backend {record.get('backend')!r} is not a Paddle "
-                       "Lite .nb (opener 'paddle-lite' runs only those)")
-    try:
-        from quantkit.targets.lite_runtime import LiteLoadError, open_lite
-        settings = record.get("settings") or {}
-        dtypes = {item["name"]: item["dtype"] for item in settings.get("inputs", [])}
-        return open_lite(artifact_dir / record["files"][0], threads or settings.get("threads"),
-                         dtypes)
-    except ImportError as exc:
-        raise JobError(f"paddlelite is not importable by {sys.executable}: {exc} "
-                       "(pip install paddlelite on this host)") from None
-    except LiteLoadError as exc:
-        raise JobError(str(exc)) from None
 
 
 def _load_inputs(path: Path) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ from quantkit.errors import QuantkitError
 
 ADAPTERS = {  # backend name -> (module, class)
     "paddle-inference": ("quantkit.targets.paddle_inference", "PaddleInferenceAdapter"),
+    "paddle3-inference": ("quantkit.targets.paddle3_inference", "Paddle3InferenceAdapter"),
     "tensorrt": ("quantkit.targets.tensorrt", "TensorRtAdapter"),
     "paddle-lite": ("quantkit.targets.paddle_lite", "PaddleLiteAdapter"),
     "onnxruntime": ("quantkit.targets.onnx_runtime", "OnnxRuntimeAdapter"),

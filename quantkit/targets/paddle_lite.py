@@ -2,7 +2,10 @@
 
 `opt` aborts the whole process on an op it cannot place, so it only ever runs in a
 subprocess, and the model's ops are checked against opt's own supported-op table first so
-the user sees which ops are at fault instead of a core dump. This machine is x86: only
+the user sees which ops are at fault instead of a core dump. paddlelite has wheels for
+CPython <= 3.10 only, so `opt` and the x86 runtime come from the `lite` side environment
+(quantkit.sideenv; predictors run in a worker there, quantkit.targets.side_runtime); on an
+ARM board with paddlelite installed the `.nb` runs in-process. This machine is x86: only
 x86 FP32 `.nb` files can be run here (Lite's x86 INT8 kernels give wrong numbers).
 """
 from __future__ import annotations
@@ -11,21 +14,23 @@ import dataclasses
 import importlib.util
 import platform
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from quantkit import sideenv
 from quantkit.errors import QuantkitError
 from quantkit.files import LITE_MODEL_FILE
 from quantkit.model_files import InferenceModel
 from quantkit.targets.artifact import Artifact
 from quantkit.targets.base import Availability, run_tool
-from quantkit.targets.lite_runtime import LiteLoadError, LitePredictor, open_lite
+from quantkit.targets.base import Predictor
+from quantkit.targets.lite_runtime import open_lite
 from quantkit.targets.options import load_options, option
 from quantkit.targets.profile import Backend, Precision, TargetProfile
 
 NB_FILE = LITE_MODEL_FILE
+LITE_ENV = "lite"  # the side env with paddlelite (quantkit.sideenv.SPECS)
 ARM_MACHINES = ("aarch64", "arm64", "armv7l", "armv8l")  # platform.machine() on ARM boards
 VALID_TARGETS = ("arm", "opencl", "x86")
 _DEFAULT_TARGETS = {"arm": "arm", "cpu": "x86"}  # profile.device -> opt --valid_targets
@@ -47,8 +52,8 @@ class LiteOptions:
 
     valid_targets: Optional[str] = option(None, help="opt --valid_targets, comma-separated "
                                           "from arm, opencl, x86 (default: from device)")
-    opt_path: Optional[Path] = option(None, help="an opt binary (default: the kit's own "
-                                      "paddle_lite_opt)")
+    opt_path: Optional[Path] = option(None, help="an opt binary (default: paddle_lite_opt "
+                                      "of the lite side environment)")
     weight_only_int8: bool = option(False, help="weight-only INT8 for an FP32 model")
     timeout_s: float = option(300.0, min=1.0, max=86400.0, help="seconds opt may take")
 
@@ -58,7 +63,7 @@ class LiteOptions:
 
     @property
     def opt(self) -> Path:
-        return self.opt_path or Path(sys.executable).parent / "paddle_lite_opt"
+        return self.opt_path or sideenv.python_of(LITE_ENV).parent / "paddle_lite_opt"
 
     @classmethod
     def from_profile(cls, profile: TargetProfile) -> "LiteOptions":
@@ -89,7 +94,7 @@ class LiteOptions:
 
 
 class PaddleLiteAdapter:
-    """Converts with Paddle Lite `opt` (subprocess) and runs x86 FP32 `.nb` in-process."""
+    """Converts with Paddle Lite `opt` (subprocess); runs x86 FP32 `.nb` in a worker."""
 
     backend = Backend.PADDLE_LITE
 
@@ -99,18 +104,19 @@ class PaddleLiteAdapter:
 
     def availability(self, profile: TargetProfile) -> Availability:
         options = LiteOptions.from_profile(profile)
-        lite = importlib.util.find_spec("paddlelite") is not None
         if options.targets != ("x86",):
-            if platform.machine().lower() in ARM_MACHINES and lite:  # on the board itself
+            if _on_arm_board():
                 return Availability(True, f"ARM .nb via paddlelite.lite MobileConfig on "
                                           f"{platform.machine()}")
             return Availability(False, _ARM_REASON)
         if profile.precision == Precision.INT8:
             return Availability(False, _X86_INT8_REASON)
-        if not lite:
-            return Availability(False, "paddlelite is not installed: pip install "
-                                "paddlelite==2.13rc0 \"numpy<2\" (CPython 3.7-3.10)")
-        return Availability(True, "x86 FP32 .nb via paddlelite.lite MobileConfig")
+        if not sideenv.ready(LITE_ENV):
+            return Availability(False, f"the {LITE_ENV} side environment is missing: run "
+                                f"'quantkit env install {LITE_ENV}' (paddlelite needs "
+                                "CPython 3.10)")
+        return Availability(True, "x86 FP32 .nb via paddlelite.lite MobileConfig (lite side "
+                                  "environment)")
 
     def supported_ops(self, options: LiteOptions) -> frozenset[str]:
         """The ops opt can place on `valid_targets`, read from `--print_supported_ops`."""
@@ -175,23 +181,27 @@ class PaddleLiteAdapter:
                 "threads": profile.threads,
             })
 
-    def open_predictor(self, artifact: Artifact, profile: TargetProfile) -> LitePredictor:
+    def open_predictor(self, artifact: Artifact, profile: TargetProfile) -> Predictor:
         available = self.availability(profile)
         if not available.can_run:
             raise QuantkitError(f"cannot run {artifact.folder / NB_FILE} here: "
                                 f"{available.reason}")
-        inputs = artifact.settings.get("inputs") or []
-        try:
-            return open_lite(artifact.folder / NB_FILE, profile.threads,
+        nb = artifact.folder / NB_FILE
+        if _on_arm_board():  # paddlelite in this very interpreter
+            inputs = artifact.settings.get("inputs") or []
+            return open_lite(nb, profile.threads,
                              {item["name"]: item["dtype"] for item in inputs}, probe=True)
-        except LiteLoadError:
-            raise
+        from quantkit.targets.side_runtime import WorkerPredictor
+
+        return WorkerPredictor(artifact, profile.threads, what=f"Paddle Lite cannot load {nb}")
 
     def _opt_binary(self, options: LiteOptions) -> Path:
+        if options.opt_path is None:
+            sideenv.require(LITE_ENV)  # missing: says how to make it
         if not options.opt.is_file():
-            raise QuantkitError(f"Paddle Lite opt not found: {options.opt} (install "
-                                "paddlelite==2.13rc0 in this environment, or set "
-                                "options.opt_path to an opt binary)")
+            raise QuantkitError(f"Paddle Lite opt not found: {options.opt} (run 'quantkit "
+                                f"env install {LITE_ENV}', or set options.opt_path to an "
+                                "opt binary)")
         return options.opt
 
     @staticmethod
@@ -204,6 +214,12 @@ class PaddleLiteAdapter:
             return "unknown"
         lines = [line.strip() for line in output.splitlines() if line.strip()]
         return lines[-1] if lines else "unknown"
+
+
+def _on_arm_board() -> bool:
+    """An ARM machine whose own Python has paddlelite (a board built with Lite's Python)."""
+    return (platform.machine().lower() in ARM_MACHINES
+            and importlib.util.find_spec("paddlelite") is not None)
 
 
 def _portable_command(command: list[str], model: InferenceModel, out_dir: Path) -> list[str]:

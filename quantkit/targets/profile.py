@@ -19,6 +19,7 @@ from quantkit.suggest import did_you_mean, refuse_unknown_keys
 class Backend(Choice):
     PADDLE_LITE = "paddle-lite"
     PADDLE_INFERENCE = "paddle-inference"
+    PADDLE3_INFERENCE = "paddle3-inference"  # Paddle Inference 3.x, in the paddle3 side env
     TENSORRT = "tensorrt"
     ONNXRUNTIME = "onnxruntime"
     OPENVINO = "openvino"

@@ -18,7 +18,8 @@ from quantkit.model_files import InferenceModel
 from quantkit.targets.artifact import Artifact
 from quantkit.targets.base import Availability, copy_paddle_model
 from quantkit.targets.options import load_options, option
-from quantkit.targets.paddle_inference import PaddlePredictor, open_paddle_predictor
+from quantkit.targets.paddle_inference import open_paddle_predictor
+from quantkit.targets.paddle_runtime import PaddlePredictor
 from quantkit.targets.profile import Backend, Precision, TargetProfile
 
 SHAPE_RANGE_FILE = "shape_range_info.pbtxt"

@@ -12,19 +12,12 @@ import shlex
 import uuid
 from pathlib import Path
 
-import shutil
-
-import quantkit
 from quantkit.benchmark.jobs import read_result
 from quantkit.files import (ARTIFACT_RECORD, BENCH_INPUTS, EVAL_INPUTS, EVAL_OUTPUTS,
                             JOB_FILE, JOB_RESULT_FILE)
 
-# The modules a host without quantkit needs to run a Paddle Lite job: the runner and
-# what it imports, shipped as they are (not copies), under the same package paths.
-SHIPPED_MODULES = ("__init__.py", "errors.py", "files.py", "machine.py", "evaluation.py",
-                   "benchmark/__init__.py", "benchmark/measure.py", "benchmark/runner.py",
-                   "targets/__init__.py", "targets/lite_runtime.py")
-PACKAGE_DIR = Path(quantkit.__file__).resolve().parent
+from quantkit.kit import write_kit
+
 KIT_DIR = "kit"  # beside the job on the host; PYTHONPATH points here
 OUTPUT_FILES = (JOB_RESULT_FILE, EVAL_OUTPUTS)
 PID_FILE = "runner.pid"
@@ -71,12 +64,7 @@ def job_files(job_dir: Path) -> list[Path]:
 
 def ship_kit(job_dir: Path) -> Path:
     """job_dir/kit/quantkit/...: the shipped modules, ready to send beside the job."""
-    kit = job_dir / KIT_DIR
-    for name in SHIPPED_MODULES:
-        target = kit / "quantkit" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(PACKAGE_DIR / name, target)
-    return kit
+    return write_kit(job_dir / KIT_DIR)
 
 
 def run_name(job_dir: Path) -> str:
