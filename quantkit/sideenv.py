@@ -205,6 +205,18 @@ def _run(command: list[str], what: str) -> str:
     return done.stdout
 
 
+def runtime_versions() -> dict[str, str]:
+    """{distribution: version} pinned in the side envs that are ready (installed with
+    exactly those pins): what a Paddle Lite bundle records as its paddlelite."""
+    versions: dict[str, str] = {}
+    for side in SPECS.values():
+        if ready(side.name):
+            for package in side.packages:
+                name, _, version = package.partition("==")
+                versions.setdefault(name, version)
+    return versions
+
+
 def describe() -> list[dict]:
     """One record per side env for `doctor`: ready or not, where, why."""
     return [{"name": side.name, "ready": ready(side.name), "path": str(env_dir(side.name)),

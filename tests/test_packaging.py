@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -449,19 +451,60 @@ def test_readme_gives_the_loading_api_of_its_backend(target, bundles):
     assert "No measurements in this bundle" in readme
 
 
+def _snippet_outputs(folder: Path, monkeypatch) -> list[np.ndarray]:
+    """The outputs of the README's Python snippet, run as a user would: in this Python,
+    or for a side-env runtime (Paddle Lite, Paddle 3) in that env's Python, without
+    quantkit on its path."""
+    from quantkit import sideenv
+    from quantkit.targets.side_runtime import side_env_of
+
+    loading = (folder / "README.md").read_text().split("## Load it")[1]
+    snippet = re.search(r"```python\n(.*?)```", loading, re.S).group(1)
+    side = side_env_of(_manifest(folder)["backend"])
+    if side is None:
+        monkeypatch.chdir(folder)
+        scope: dict = {}
+        exec(compile(snippet, f"{folder.name}/README.md", "exec"), scope)  # noqa: S102
+        return scope["outputs"]
+    out = folder.parent / f"{folder.name}-snippet.npz"
+    code = snippet + f"\nnp.savez({str(out)!r}, *outputs)\n"
+    done = subprocess.run([str(sideenv.require(side)), "-c", code], cwd=folder,
+                          capture_output=True, text=True, timeout=300,
+                          env={"PATH": os.environ["PATH"], "GLOG_minloglevel": "2"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    with np.load(out) as saved:
+        return [saved[f"arr_{index}"] for index in range(len(saved.files))]
+
+
 @pytest.mark.parametrize("target", RUNNABLE)
 def test_readme_python_snippet_runs_and_matches_quantkit(target, bundles, monkeypatch):
     """The snippet a user copies really loads the bundle and gives quantkit's outputs."""
     folder = bundles / target
-    readme = (folder / "README.md").read_text()
-    loading = readme.split("## Load it")[1]
-    snippet = re.search(r"```python\n(.*?)```", loading, re.S).group(1)
-    monkeypatch.chdir(folder)
-    scope: dict = {}
-    exec(compile(snippet, f"{target}/README.md", "exec"), scope)  # noqa: S102
+    outputs = _snippet_outputs(folder, monkeypatch)
     expected = open_bundle_predictor(load_bundle(folder)).run(
         {"image": np.zeros((1, 1, 28, 28), np.float32)})
-    np.testing.assert_allclose(scope["outputs"][0], expected[0], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(outputs[0], expected[0], rtol=0, atol=1e-5)
+
+
+def test_paddle3_bundle_packages_verifies_and_its_snippet_runs(run_folder, tmp_path,
+                                                               monkeypatch):
+    """paddle3-onednn-int8 end to end: the bundle's smoke run goes through the Paddle 3
+    worker, and the README's snippet (Paddle 3.3.1, legacy pipeline) gives its output."""
+    from quantkit.targets.convert import convert
+
+    run = Path(shutil.copytree(run_folder, tmp_path / "run"))
+    convert(run / "calibrated", "paddle3-onednn-int8", run / "artifacts" / "paddle3-onednn-int8")
+    folder = package(run, tmp_path / "dist", target="paddle3-onednn-int8")
+    manifest = _manifest(folder)
+    assert manifest["backend"] == "paddle3-inference"
+    report = verify(folder)
+    assert report.ok and report.smoke_status == "passed", report
+    readme = (folder / "README.md").read_text()
+    assert "config.enable_new_ir(False)" in readme and "paddlepaddle==3.3.1" in readme
+    outputs = _snippet_outputs(folder, monkeypatch)
+    expected = open_bundle_predictor(load_bundle(folder)).run(
+        {"image": np.zeros((1, 1, 28, 28), np.float32)})
+    np.testing.assert_allclose(outputs[0], expected[0], rtol=0, atol=1e-5)
 
 
 def test_int8_readmes_carry_the_recipe(run_folder, tmp_path):

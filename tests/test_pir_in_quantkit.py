@@ -116,7 +116,8 @@ def test_without_the_side_env_the_record_says_not_checked(pir_models, pir_cache,
     assert "not checked" in capsys.readouterr().err
 
 
-INT8_TARGETS = ("intel-onednn-int8", "onnxruntime-int8", "arm-lite-int8")
+INT8_TARGETS = ("intel-onednn-int8", "paddle3-onednn-int8", "onnxruntime-int8",
+                "arm-lite-int8")
 # (calibration rows, eval rows): the PP-OCR classifier reads its zoo crops; the seeded
 # random-weight nets read seeded noise, on which only closeness to FP32 is meaningful.
 PIR_INT8_CASES = {"ocr_cls": "zoo:ppocr-cls", "mobilenet_v3_small": None, "resnet18": None}

@@ -127,11 +127,11 @@ def run_local(job_dir: Path, settings: MeasureSettings,
     that environment's python from the runner kit.
     """
     try:
-        python, env = python_for(_job_backend(job_dir), child_environment(settings.threads))
+        launch = python_for(_job_backend(job_dir), child_environment(settings.threads))
     except QuantkitError as exc:
         return {"status": "failed", "error": str(exc)}
-    command = [python, "-m", "quantkit.benchmark.runner", str(job_dir)]
-    process = subprocess.Popen(command, env=env,
+    command = [launch.python, "-m", "quantkit.benchmark.runner", str(Path(job_dir).absolute())]
+    process = subprocess.Popen(command, env=launch.env, cwd=launch.cwd,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     deadline = time.monotonic() + settings.timeout_s

@@ -326,4 +326,11 @@ def _variations(artifact) -> tuple[Variation, ...]:
 # --- small helpers ---------------------------------------------------------------------
 
 def _versions() -> dict[str, str | None]:
-    return {"python": platform.python_version(), **library_versions(include_missing=True)}
+    """This Python's libraries; a runtime it lacks (paddlelite) from its side env's pin."""
+    from quantkit import sideenv
+
+    versions = {"python": platform.python_version(), **library_versions(include_missing=True)}
+    for name, version in sideenv.runtime_versions().items():
+        if name in versions and versions[name] is None:
+            versions[name] = version
+    return versions

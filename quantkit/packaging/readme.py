@@ -15,7 +15,8 @@ from quantkit.targets.profile import Backend, Precision
 from quantkit.packaging.manifest import MODEL_DIR, SMOKE_DIR, Manifest
 
 _BACKEND_NAMES = {"paddle-inference": "Paddle Inference", "onnxruntime": "ONNX Runtime",
-                  "paddle-lite": "Paddle Lite", "tensorrt": "Paddle Inference + TensorRT"}
+                  "paddle-lite": "Paddle Lite", "tensorrt": "Paddle Inference + TensorRT",
+                  "paddle3-inference": "Paddle Inference 3", "openvino": "OpenVINO"}
 
 
 def render_readme(manifest: Manifest, model_files: Sequence[str],
@@ -129,6 +130,8 @@ def _loading(manifest: Manifest, model_files: Sequence[str], feeds: Sequence[Fee
     settings, profile = manifest.artifact_settings, manifest.profile
     if manifest.backend == Backend.PADDLE_INFERENCE:
         return _paddle_inference(settings["recipe"], feeds)
+    if manifest.backend == Backend.PADDLE3_INFERENCE:
+        return _paddle_inference(settings["recipe"], feeds, paddle3=settings.get("paddle"))
     if manifest.backend == Backend.ONNXRUNTIME:
         return _onnxruntime(settings, profile, model_files, feeds)
     if manifest.backend == Backend.PADDLE_LITE:
@@ -153,8 +156,11 @@ def _example_input(feeds: Sequence[FeedSpec]) -> list[str]:
             for feed in feeds]
 
 
-def _paddle_inference(recipe: dict[str, Any], feeds: Sequence[FeedSpec]) -> str:
-    calls = ["config.disable_gpu()",
+def _paddle_inference(recipe: dict[str, Any], feeds: Sequence[FeedSpec],
+                      paddle3: str | None = None) -> str:
+    calls = ["config.enable_new_ir(False)  # Paddle 3: the legacy pipeline runs INT8",
+             "config.enable_new_executor(False)"] if paddle3 else []
+    calls += ["config.disable_gpu()",
              f"config.set_cpu_math_library_num_threads({recipe.get('threads', 1)})",
              f"config.switch_ir_optim({recipe.get('ir_optim', True)})",
              "config.enable_memory_optim()"]
@@ -183,6 +189,9 @@ def _paddle_inference(recipe: dict[str, Any], feeds: Sequence[FeedSpec]) -> str:
             "           for name in predictor.get_output_names()]"]
     note = ("The INT8 recipe needs a CPU with AVX2 at least; VNNI/AMX (Xeon Cascade Lake "
             "and later) give the larger speed-up.\n" if recipe.get("int8") else "")
+    if paddle3:
+        note += (f"Measured with `paddlepaddle=={paddle3}`; its PIR pipeline (the default for "
+                 "`.json` models) drops or breaks the INT8 ops of this calibrated model.\n")
     return ("### Paddle Inference (Python)\n\nThe settings quantkit measured with "
             "(`artifact_settings.recipe` in manifest.json):\n\n```python\n" + "\n".join(code)
             + "\n```\n\n" + note + "\n" + _quantkit_way())

@@ -16,7 +16,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -39,20 +40,24 @@ def side_env_of(backend: str) -> str | None:
     return SIDE_ENV_OF.get(backend)
 
 
-def python_for(backend: str, environment: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """(python, environment) that run quantkit's kit modules for `backend`'s runtime.
+class Launch(NamedTuple):
+    """How to start a Python that runs quantkit's kit modules for one backend's runtime."""
+    python: str
+    env: dict[str, str]
+    cwd: str | None  # the kit itself: a `quantkit/` in the caller's folder must not win
 
-    The kit's own interpreter for backends in the main env; the side env's python with
-    the runner kit on PYTHONPATH (and nothing else of ours) for the others.
-    """
-    name = side_env_of(backend)
+
+def python_for(backend: str | None, environment: dict[str, str]) -> Launch:
+    """The kit's own interpreter for backends in the main env; for the others, the side
+    env's python with the runner kit on PYTHONPATH (and nothing else of ours)."""
+    name = side_env_of(backend) if backend else None
     if name is None:
-        return sys.executable, environment
+        return Launch(sys.executable, environment, None)
     python = sideenv.require(name)
-    env = dict(environment)
-    env["PYTHONPATH"] = str(local_kit())
+    kit = str(local_kit())
+    env = dict(environment, PYTHONPATH=kit)
     env.pop("PYTHONHOME", None)
-    return str(python), env
+    return Launch(str(python), env, kit)
 
 
 class WorkerPredictor:
@@ -61,13 +66,14 @@ class WorkerPredictor:
     def __init__(self, artifact: "Artifact", threads: int | None, what: str) -> None:
         self._what = what  # e.g. "Paddle Lite cannot load model.nb", for crash messages
         backend = str(artifact.backend)
-        python, env = python_for(backend, dict(os.environ, GLOG_minloglevel="2"))
+        launch = python_for(backend, dict(os.environ, GLOG_minloglevel="2"))
         self._stderr = tempfile.TemporaryFile()
         self._lock = threading.Lock()
         self._process = subprocess.Popen(
-            [python, "-m", "quantkit.targets.worker", str(artifact.folder)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
-            start_new_session=True)
+            [launch.python, "-m", "quantkit.targets.worker", str(Path(artifact.folder)
+                                                                 .absolute())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            env=launch.env, cwd=launch.cwd, start_new_session=True)
         record = {"backend": backend, "files": list(artifact.files),
                   "settings": artifact.settings}
         self._send(json.dumps({"record": record, "threads": threads}).encode())
@@ -113,11 +119,17 @@ class WorkerPredictor:
             raise QuantkitError(body.decode(errors="replace"))
         return body
 
+    def log_text(self) -> str:
+        """What the worker's runtime printed so far (e.g. ONEDNN_VERBOSE's primitives).
+
+        pread: the worker writes through the same file offset, which a seek would move.
+        """
+        fd = self._stderr.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
     def _death(self) -> str:
         code = self._process.wait()
-        self._stderr.seek(0)
-        lines = [line.strip() for line in self._stderr.read().decode(errors="replace")
-                 .splitlines() if line.strip()]
+        lines = [line.strip() for line in self.log_text().splitlines() if line.strip()]
         if code < 0:
             try:
                 how = f"crashed ({signal.Signals(-code).name})"
