@@ -41,8 +41,10 @@ def onednn_environment(isa: str) -> dict[str, str]:
 
 
 def run_artifact(folder: Path, feeds: dict[str, np.ndarray], isa: str = NATIVE,
-                 extra_env: dict[str, str] | None = None) -> tuple[list[np.ndarray], str]:
-    """(outputs, stdout) of the artifact on `feeds`, in a child process with `isa`'s kernels."""
+                 extra_env: dict[str, str] | None = None, batch: int | None = None
+                 ) -> tuple[list[np.ndarray], str]:
+    """(outputs, stdout) of the artifact on `feeds`, in a child process with `isa`'s kernels;
+    `batch` rows per call (default: all at once)."""
     work = Path(folder).parent / f".run-{isa}-{os.getpid()}"
     work.mkdir(exist_ok=True)
     np.savez(work / "feeds.npz", **feeds)
@@ -50,7 +52,12 @@ def run_artifact(folder: Path, feeds: dict[str, np.ndarray], isa: str = NATIVE,
         import numpy as np
         from quantkit.targets.convert import open_artifact
         feeds = dict(np.load({str(work / 'feeds.npz')!r}))
-        outputs = open_artifact({str(folder)!r}).run(feeds)
+        predictor = open_artifact({str(folder)!r})
+        rows = len(next(iter(feeds.values())))
+        step = {batch!r} or rows
+        parts = [predictor.run({{k: v[i:i + step] for k, v in feeds.items()}})
+                 for i in range(0, rows, step)]
+        outputs = [np.concatenate(column) for column in zip(*parts)]
         np.savez({str(work / 'outputs.npz')!r}, *outputs)
     """)
     env = {**onednn_environment(isa), **(extra_env or {})}
