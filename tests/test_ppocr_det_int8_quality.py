@@ -4,10 +4,10 @@ Calibrated as zoo.toml does (hist, 12 zoo calibration images at 640, batches of 
 on the 24 held-out zoo pages (photos and rendered text) against the FP32 model's maps and
 boxes with PP-OCR's own DB post-processing. The bar: binary text-map IoU >= 0.9 and box
 F1 >= 0.95 vs FP32, on both oneDNN kernel families. Measured (AMD EPYC AVX-512 VNNI,
-2026-12-02): with `elementwise_add`/`elementwise_mul` in oneDNN's int8 op set (the
-previous default) IoU 0.869, box F1 0.962; without them (the default now) IoU 0.931, box
-F1 0.977 on the VNNI kernels and IoU 0.922, box F1 0.982 on oneDNN's AVX2 kernels
-(`ONEDNN_MAX_CPU_ISA=AVX2`). The IoU bar holds with 0.02-0.03 to spare.
+2026-12-02): with `nearest_interp(_v2)` in oneDNN's int8 op set (the previous default)
+IoU 0.869, box F1 0.962; without it (the default now) IoU 0.932, box F1 0.977 on the VNNI
+kernels and IoU 0.921, box F1 0.982 on oneDNN's AVX2 kernels (`ONEDNN_MAX_CPU_ISA=AVX2`).
+The IoU bar holds with 0.02-0.03 to spare.
 """
 from __future__ import annotations
 

@@ -26,12 +26,12 @@ ONEDNN_INT8_OPS = ("conv2d", "depthwise_conv2d", "fused_conv2d", "fc", "matmul",
                    "elementwise_mul", "concat", "reshape2", "transpose2", "nearest_interp",
                    "nearest_interp_v2", "slice", "split", "prior_box", "fusion_gru",
                    "fusion_lstm", "multi_gru")
-# The default leaves elementwise_add/elementwise_mul in float, as the ONNX Runtime and
-# OpenVINO targets do: int8 adds in the PP-OCRv4 detector's FPN and backbone cost text-map
-# IoU 0.869 -> 0.931 (vs FP32, 24 held-out pages at 640) and add 27 reorders and 24
-# unfused activations; without them it is 2.4 ms slower at 640 (docs/measured-facts.md).
+# The default leaves nearest_interp(_v2) in float: oneDNN's int8 upsampling feeding the
+# int8 adds of the PP-OCRv4 detector's FPN costs text-map IoU 0.869 -> 0.932 (vs FP32, 24
+# held-out pages at 640) for 1.2 ms at 640; leaving the elementwise ops in float instead
+# gives the same IoU and is slower (docs/measured-facts.md).
 DEFAULT_INT8_OPS = tuple(op for op in ONEDNN_INT8_OPS[:17]
-                         if op not in ("elementwise_add", "elementwise_mul"))
+                         if op not in ("nearest_interp", "nearest_interp_v2"))
 
 
 @dataclass(frozen=True)
