@@ -27,7 +27,17 @@ trap 'rm -rf "$work"' EXIT
 echo "fresh-install-check: CPython $version ($python) in $work"
 start=$(date +%s)
 "$python" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check . 2>&1 | grep -v "^WARNING: Location" || true
+# From a copy of what a wheel is built from: setuptools' build/ in the checkout could hold
+# modules of an earlier build and put them in the wheel.
+mkdir "$work/src"
+cp -r pyproject.toml README.md quantkit "$work/src/"
+find "$work/src" -name __pycache__ -prune -exec rm -rf {} +
+if ! "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check "$work/src" \
+        > "$work/pip.log" 2>&1; then
+    grep -v "^WARNING: Location" "$work/pip.log" | tail -20 >&2
+    echo "fresh-install-check: pip install failed on CPython $version" >&2
+    exit 1
+fi
 echo "fresh-install-check: pip install . took $(( $(date +%s) - start )) s"
 "$work/venv/bin/python" -m quantkit.environment_check
 

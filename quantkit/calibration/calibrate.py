@@ -4,6 +4,9 @@ The one entry point of static post-training quantization. PaddleSlim's face
 (`quantkit.quant.quant_post_static`), the CLI and `quantkit run` all call it. The model is
 checked before any work, the output appears atomically (nothing is written on failure),
 and the calibration runs on quantkit's engine (`driver`) unless the settings need core's.
+What it writes is deployable as written: a QDQ model's weights that Paddle Inference's
+oneDNN INT8 pass would leave int8 (e.g. conv2d_transpose's) are stored in float
+(`onednn_weights`), so `enable_mkldnn_int8()` runs it directly.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from quantkit.calibration.algorithms import Engine, algorithm
 from quantkit.calibration.config import CalibrationConfig
 from quantkit.calibration.driver import (DEFAULT_ENGINE, EngineOptions, check_skip_list,
                                          core_only_reason, quantize_with_observers)
+from quantkit.calibration.onednn_weights import FloatWeightStats, restore_float_weights
 from quantkit.calibration.paddle_core import quantize_with_core
 from quantkit.data.readers import choose_source
 from quantkit.files import PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE
@@ -34,6 +38,9 @@ class QuantizedModel:
     config: CalibrationConfig
     batches_used: int
     seconds: float
+    # QDQ weights stored in float so oneDNN's INT8 pass can run the model (None: not QDQ,
+    # or saved under names that are not a <name>.pdmodel + <name>.pdiparams pair)
+    float_weights: FloatWeightStats | None = None
 
 
 def calibrate(executor, model_dir, quantize_model_path, config: CalibrationConfig, *,
@@ -71,12 +78,24 @@ def calibrate(executor, model_dir, quantize_model_path, config: CalibrationConfi
                                                 save_model_filename, save_params_filename,
                                                 scope, on_batch=on_batch,
                                                 engine=engine_options)
+            float_weights = _deployable(staging, save_model_filename, save_params_filename,
+                                        config)
             copy_pir_record(model.model_dir, staging)
     model_file = out / save_model_filename
     params_file = out / (save_params_filename or Path(save_model_filename).with_suffix(
         ".pdiparams").name)
     return QuantizedModel(out, model_file, params_file, config, stats.batches_seen,
-                          stats.seconds)
+                          stats.seconds, float_weights)
+
+
+def _deployable(folder: Path, model_name: str, params_name: str | None,
+                config: CalibrationConfig) -> FloatWeightStats | None:
+    """Store in float the QDQ weights oneDNN's INT8 pass would leave int8 (see above)."""
+    model_file = folder / model_name
+    params_file = folder / (params_name or model_file.with_suffix(".pdiparams").name)
+    if not config.onnx_format or params_file != model_file.with_suffix(".pdiparams"):
+        return None  # fake-quant weights are float already; other names: the adapter repairs
+    return restore_float_weights(model_file, params_file)
 
 
 def calibration_passes(config: CalibrationConfig) -> int:

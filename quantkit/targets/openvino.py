@@ -157,7 +157,7 @@ class OpenVinoAdapter:
         with tempfile.TemporaryDirectory(prefix=".openvino-", dir=out_dir) as work:
             stats: dict = {}
             if profile.precision == Precision.INT8:
-                from quantkit.targets.qdq_program import float_twin
+                from quantkit.calibration.qdq_program import float_twin
 
                 scales = float_twin(model.model_file, model.params_file, Path(work))
                 source = Path(work)

@@ -17,7 +17,7 @@ from quantkit.files import ARTIFACT_RECORD, PADDLE_MODEL_FILE, PADDLE_PARAMS_FIL
 from quantkit.model_files import InferenceModel, check_inference_model
 from quantkit.targets.artifact import Artifact
 from quantkit.targets.base import Availability, copy_paddle_model
-from quantkit.targets.onednn_weights import restore_float_weights
+from quantkit.calibration.onednn_weights import restore_float_weights
 from quantkit.targets.options import load_options, option
 from quantkit.targets.paddle_runtime import (DEFAULT_INT8_OPS, ONEDNN_INT8_OPS, OneDnnRecipe,
                                              PaddlePredictor, create_predictor)

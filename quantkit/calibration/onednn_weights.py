@@ -1,5 +1,8 @@
 """Give oneDNN float weights for the quantized ops its INT8 pass leaves int8.
 
+Run by calibration on every QDQ model it writes (deployable as written), and again by the
+oneDNN adapter at conversion, for models calibrated elsewhere (e.g. by PaddleSlim).
+
 A QDQ model stores each quantized weight as int8 behind a `dequantize_linear` op. Paddle
 2.6's `quant_dequant_mkldnn_pass` removes every `dequantize_linear` but turns the weights
 back into float only for conv2d, depthwise_conv2d, mul, matmul and matmul_v2. Any other
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantkit.errors import QuantkitError
-from quantkit.targets.qdq_program import fold_weights, loaded, save
+from quantkit.calibration.qdq_program import fold_weights, loaded, save
 
 ONEDNN_DEQUANTIZES = frozenset({"conv2d", "depthwise_conv2d", "mul", "matmul", "matmul_v2"})
 """Weight readers whose int8 weights `quant_dequant_mkldnn_pass` turns back into float
