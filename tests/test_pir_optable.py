@@ -93,3 +93,26 @@ def test_every_entry_is_exercised(pir_models):
     base = {e.pir for e in optable._ENTRIES}
     assert base - used == set()
     assert {"pd_op.relu_", "pd_op.tanh_", "pd_op.batch_norm_"} <= used
+
+
+def test_the_readme_lists_exactly_the_table():
+    """The README's op table is a copy: it must name every translated op and no other."""
+    import re
+    from pathlib import Path
+
+    from quantkit.pir.optable import INPLACE_OF, TABLE
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("<summary>PIR op -> legacy op")[1].split("</details>")[0]
+    listed = {}
+    for line in block.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            listed[cells[0].strip("`")] = (cells[1], re.findall(r"`([^`]+)`", cells[2]))
+    assert set(listed) == set(TABLE) - set(INPLACE_OF)
+    for pir, (legacy, inplace) in listed.items():
+        entry = TABLE[pir]
+        assert legacy == (f"`{entry.legacy}`" if entry.legacy else
+                          f"(none: {entry.special or 'structural'})"), pir
+        assert sorted(inplace) == sorted(k for k, (base, _) in INPLACE_OF.items()
+                                         if base == pir), pir
