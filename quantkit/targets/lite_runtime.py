@@ -1,8 +1,10 @@
 """The one Paddle Lite predictor: a `.nb` through `paddlelite.lite`, numpy in and out.
 
-Used by the Paddle Lite adapter here, by the benchmark runner, and on boards that have
-only the paddlelite wheel (the runner ships this module there), so `threads` means the
-same everywhere. numpy and paddlelite only, and quantkit.errors (shipped with it).
+Used wherever paddlelite is importable: in the `lite` side environment (the benchmark
+runner and the predictor worker, quantkit.targets.side_runtime), on boards that have only
+the paddlelite wheel (the runner kit ships this module there), and by the adapter on an
+ARM board, so `threads` means the same everywhere. numpy and paddlelite only, and
+quantkit.errors (shipped with it).
 
 Paddle Lite aborts the whole process (SIGABRT) on a corrupt `.nb`. Where a crash would
 take others down with it (packaging, verify, serve), `open_lite(..., probe=True)` first
