@@ -11,7 +11,7 @@ predictor workers: quantkit.targets.side_runtime). One spec per side env, here;
 from __future__ import annotations
 
 import glob
-import inspect
+import json
 import os
 import shutil
 import subprocess
@@ -111,11 +111,13 @@ def require(name: str) -> Path:
 def base_python() -> str:
     """The real interpreter under this (venv's) Python, never a venv's own link to it:
     a side env made from a venv's python breaks when that venv is re-made."""
-    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    installed = Path(sys.base_prefix) / "bin" / version
-    if installed.is_file():
-        return str(installed)
-    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    return _real_interpreter(sys.base_prefix, tuple(sys.version_info[:2]),
+                             getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def _real_interpreter(base_prefix: str, version: tuple, executable: str) -> str:
+    installed = Path(base_prefix) / "bin" / f"python{version[0]}.{version[1]}"
+    return str(installed) if installed.is_file() else os.path.realpath(executable)
 
 
 def interpreter_for(side: SideEnvSpec) -> str:
@@ -152,19 +154,21 @@ def interpreter_for(side: SideEnvSpec) -> str:
                         f"${variable} to its python")
 
 
+_PROBE = ("import json, sys, venv; print(json.dumps([sys.version_info[:2], sys.base_prefix, "
+          "getattr(sys, '_base_executable', None) or sys.executable]))")
+
+
 def _probe_python(python: str) -> tuple[tuple[int, ...], str] | None:
     """((major, minor), its real interpreter) for a python that runs and has venv."""
-    code = (f"import os, sys, venv\nfrom pathlib import Path\n"
-            f"{inspect.getsource(base_python)}\n"
-            "print(*sys.version_info[:2]); print(base_python())")
     try:
-        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
+        done = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True,
+                              timeout=60)
+        version, base_prefix, executable = json.loads(done.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
         return None
-    lines = done.stdout.splitlines()
-    if done.returncode != 0 or len(lines) != 2:
+    if done.returncode != 0:
         return None
-    return tuple(int(part) for part in lines[0].split()), lines[1]
+    return tuple(version), _real_interpreter(base_prefix, version, executable)
 
 
 def install(name: str, progress=print) -> Path:
@@ -220,5 +224,5 @@ def runtime_versions() -> dict[str, str]:
 def describe() -> list[dict]:
     """One record per side env for `doctor`: ready or not, where, why."""
     return [{"name": side.name, "ready": ready(side.name), "path": str(env_dir(side.name)),
-             "packages": list(side.packages), "python": side.python or "the kit's",
+             "packages": list(side.packages), "python": f"CPython {side.python}" if side.python else "the kit's Python",
              "why": side.why} for side in SPECS.values()]

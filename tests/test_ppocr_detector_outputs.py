@@ -120,3 +120,31 @@ def test_the_calibrated_model_runs_as_written_in_paddle_inference_onednn_int8(
     (expected,) = open_artifact(int8_artifact).run({text_crops.INPUT_NAME: images})
     agreement = np.mean((maps > DB_THRESHOLD) == (expected > DB_THRESHOLD))
     assert agreement >= 0.99, agreement  # the op sets differ (the profile leaves interp float)
+
+
+def test_calibration_under_other_file_names_is_deployable_too(detector, images, tmp_path):
+    """quant_post_static's save_model_filename / save_params_filename: the same repair."""
+    from paddle import inference
+
+    crops = text_crops.detector_images(SIZE, 2, seed=text_crops.SEED)
+    quantized = calibrate(None, detector, tmp_path / "q",
+                          CalibrationConfig(algo="abs_max", batch_size=1, batch_nums=2),
+                          data_loader=[{text_crops.INPUT_NAME: crop[None]} for crop in crops],
+                          model_filename=text_crops.MODEL_FILENAME,
+                          params_filename=text_crops.PARAMS_FILENAME,
+                          save_model_filename="det_int8.pdmodel",
+                          save_params_filename="weights.pdiparams")
+    assert sorted(p.name for p in quantized.path.glob("*.pd*")) == ["det_int8.pdmodel",
+                                                                   "weights.pdiparams"]
+    assert quantized.float_weights.op_types == ("conv2d_transpose",)
+    config = inference.Config(str(quantized.model_file), str(quantized.params_file))
+    config.disable_gpu()
+    config.enable_mkldnn()
+    config.enable_mkldnn_int8()
+    predictor = inference.create_predictor(config)
+    handle = predictor.get_input_handle(predictor.get_input_names()[0])
+    handle.reshape(images[:1].shape)
+    handle.copy_from_cpu(images[:1])
+    predictor.run()
+    maps = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+    assert maps.dtype == np.float32 and np.isfinite(maps).all()

@@ -155,12 +155,12 @@ def run_local(job_dir: Path, settings: MeasureSettings,
 
 def _job_backend(job_dir: Path) -> str | None:
     """The backend of the artifact a job times (None if unreadable: the runner says why)."""
-    artifact = Path(json.loads((job_dir / JOB_FILE).read_text())["artifact"])
-    if not artifact.is_absolute():
-        artifact = job_dir / artifact
     try:
+        artifact = Path(json.loads((job_dir / JOB_FILE).read_text())["artifact"])
+        if not artifact.is_absolute():
+            artifact = job_dir / artifact
         return json.loads((artifact / ARTIFACT_RECORD).read_text()).get("backend")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

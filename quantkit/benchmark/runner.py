@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from quantkit.benchmark import measure
+from quantkit.errors import QuantkitError
 from quantkit.evaluation import predict_rows
 from quantkit.files import (BENCH_INPUTS, EVAL_INPUTS, EVAL_OUTPUTS,
                             JOB_FILE, JOB_RESULT_FILE)
 from quantkit.machine import machine_facts
+from quantkit.targets import standalone
 
 OPENERS = ("auto", "quantkit", "paddle-lite")
 
@@ -35,9 +37,6 @@ class JobError(Exception):
 
 def open_predictor(artifact_dir: Path, opener: str, threads: int | None):
     """(predictor with .run(feeds) -> list of arrays, name of the opener used)."""
-    from quantkit.errors import QuantkitError
-    from quantkit.targets import standalone
-
     if opener not in OPENERS:
         raise JobError(f"unknown opener {opener!r}: choose one of {', '.join(OPENERS)}")
     try:

@@ -38,8 +38,7 @@ class QuantizedModel:
     config: CalibrationConfig
     batches_used: int
     seconds: float
-    # QDQ weights stored in float so oneDNN's INT8 pass can run the model (None: not QDQ,
-    # or saved under names that are not a <name>.pdmodel + <name>.pdiparams pair)
+    # QDQ weights stored in float so oneDNN's INT8 pass can run the model (None: not QDQ)
     float_weights: FloatWeightStats | None = None
 
 
@@ -66,6 +65,8 @@ def calibrate(executor, model_dir, quantize_model_path, config: CalibrationConfi
     check_skip_list(op_input_names(model), config.skip_tensor_list)
     use_core = engine is Engine.PADDLE_CORE or core_only_reason(config) is not None
     out = Path(quantize_model_path)
+    params_name = save_params_filename or Path(save_model_filename).with_suffix(
+        ".pdiparams").name
     with static_mode():
         executor = executor if executor is not None else _cpu_executor()
         with staged_folder(out) as staging:
@@ -78,24 +79,13 @@ def calibrate(executor, model_dir, quantize_model_path, config: CalibrationConfi
                                                 save_model_filename, save_params_filename,
                                                 scope, on_batch=on_batch,
                                                 engine=engine_options)
-            float_weights = _deployable(staging, save_model_filename, save_params_filename,
-                                        config)
+            float_weights = None  # fake-quant weights are float already
+            if config.onnx_format:  # QDQ weights oneDNN would leave int8 go float (above)
+                float_weights = restore_float_weights(staging / save_model_filename,
+                                                      staging / params_name)
             copy_pir_record(model.model_dir, staging)
-    model_file = out / save_model_filename
-    params_file = out / (save_params_filename or Path(save_model_filename).with_suffix(
-        ".pdiparams").name)
-    return QuantizedModel(out, model_file, params_file, config, stats.batches_seen,
-                          stats.seconds, float_weights)
-
-
-def _deployable(folder: Path, model_name: str, params_name: str | None,
-                config: CalibrationConfig) -> FloatWeightStats | None:
-    """Store in float the QDQ weights oneDNN's INT8 pass would leave int8 (see above)."""
-    model_file = folder / model_name
-    params_file = folder / (params_name or model_file.with_suffix(".pdiparams").name)
-    if not config.onnx_format or params_file != model_file.with_suffix(".pdiparams"):
-        return None  # fake-quant weights are float already; other names: the adapter repairs
-    return restore_float_weights(model_file, params_file)
+    return QuantizedModel(out, out / save_model_filename, out / params_name, config,
+                          stats.batches_seen, stats.seconds, float_weights)
 
 
 def calibration_passes(config: CalibrationConfig) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantkit.errors import QuantkitError
 from quantkit.calibration.qdq_program import fold_weights, loaded, save
 
 ONEDNN_DEQUANTIZES = frozenset({"conv2d", "depthwise_conv2d", "mul", "matmul", "matmul_v2"})
@@ -38,14 +37,11 @@ class FloatWeightStats:
 
 
 def restore_float_weights(model_file: Path, params_file: Path) -> FloatWeightStats:
-    """Rewrite `name.pdmodel` + `name.pdiparams` in place so no weight reaches oneDNN as int8.
+    """Rewrite the model and params files in place so no weight reaches oneDNN as int8.
 
     Files are only written when a weight needs it (callers pass a staging copy).
     """
-    if model_file.with_suffix(".pdiparams") != params_file:
-        raise QuantkitError(f"{params_file}: expected the params file beside {model_file} "
-                            "with the same name")
-    with loaded(model_file) as (program, scope, executor):
+    with loaded(model_file, params_file) as (program, scope, executor):
         folded, op_types = fold_weights(
             program, scope,
             fold=lambda readers: not any(r.type in ONEDNN_DEQUANTIZES for r in readers))

@@ -48,16 +48,22 @@ def dequantize_weight(weight: np.ndarray, scale: np.ndarray, bit_length: int,
 
 
 @contextlib.contextmanager
-def loaded(model_file: Path) -> Iterator[tuple]:
-    """(program, scope, executor) of `name.pdmodel` + `name.pdiparams`, in a private scope."""
+def loaded(model_file: Path, params_file: Path) -> Iterator[tuple]:
+    """(program, scope, executor) of a model file and its params file (any names, one
+    folder), in a private scope."""
     import paddle
 
+    model_file, params_file = Path(model_file), Path(params_file)
+    if model_file.parent != params_file.parent:
+        raise QuantkitError(f"{params_file}: expected the params file in the folder of "
+                            f"{model_file}")
     with static_mode():
         scope = paddle.static.Scope()
         executor = paddle.static.Executor(paddle.CPUPlace())
         with paddle.static.scope_guard(scope):
             program, _, _ = paddle.static.load_inference_model(
-                str(Path(model_file).with_suffix("")), executor)
+                str(model_file.parent), executor, model_filename=model_file.name,
+                params_filename=params_file.name)
             yield program, scope, executor
 
 
@@ -144,7 +150,7 @@ def float_twin(model_file: Path, params_file: Path, out_dir: Path) -> QdqScales:
     computes them) as out_dir/model.pdmodel + .pdiparams; return the scales it had."""
     from quantkit.files import PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE
 
-    with loaded(model_file) as (program, scope, executor):
+    with loaded(model_file, params_file) as (program, scope, executor):
         scales = read_scales(program, scope)
         if not scales.activations:
             raise QuantkitError(f"{model_file} holds no quantize_linear ops: not a QDQ "

@@ -86,5 +86,5 @@ def env_list() -> None:
 
     for env in sideenv.describe():
         state = "ready" if env["ready"] else "missing"
-        click.echo(f"{env['name']:<10} {state:<8} {env['path']}  ({', '.join(env['packages'])}: "
-                   f"{env['why']})")
+        click.echo(f"{env['name']:<10} {state:<8} {env['path']}  ({', '.join(env['packages'])} "
+                   f"on {env['python']}: {env['why']})")
