@@ -237,7 +237,7 @@ def _calibrate(model, calib_set: Dataset, settings: RunSettings, out: Path,
     if settings.max_drop is not None:
         result = calibrate_within_budget(model.model_dir, calib_set, eval_set, out, config,
                                          settings.max_drop, settings.max_trials,
-                                         on_event=on_event, **files)
+                                         on_event=on_event, task=settings.task, **files)
         on_event(result.summary())
     else:
         calibrate(None, str(model.model_dir), str(out), config,

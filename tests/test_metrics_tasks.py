@@ -6,7 +6,7 @@ import pytest
 
 from quantkit.errors import QuantkitError
 from quantkit.metrics.dense import DBSettings
-from quantkit.metrics.tasks import Headline, headline, probabilities, score
+from quantkit.metrics.tasks import Headline, fp32_drop, headline, probabilities, score
 from quantkit.zoo.config import Task
 
 FP32 = np.array([[0.9, 0.1], [0.2, 0.8], [0.55, 0.45], [0.05, 0.95]])
@@ -87,3 +87,18 @@ def test_headlines():
     metric, _, higher, unit = headline("recognition")
     assert (metric, higher) == ("cer_vs_truth", False)
     assert headline("generic") == Headline("sqnr_db", "SQNR vs FP32 (dB)", True, "dB")
+
+
+def test_the_budget_drop_of_a_recogniser_is_its_cer_not_an_argmax():
+    """One wrong step of eight moves CER vs the truth by 1/3 (34 points), not 1/8."""
+    charset = ("blank", "a", "b", " ")
+    fp32 = np.eye(4, dtype=np.float32)[[[1, 0, 2, 2], [3, 1, 1, 0]]]  # "ab", " a": both right
+    int8 = np.eye(4, dtype=np.float32)[[[1, 0, 1, 2], [3, 1, 1, 0]]]  # "aab", " a"
+    with_truth = fp32_drop("recognition", ["ab", "a"], charset=charset)
+    assert with_truth(int8, fp32) == pytest.approx(100 / 3)
+    assert with_truth(fp32, fp32) == 0.0
+    assert fp32_drop("recognition", charset=charset)(int8, fp32) == pytest.approx(100 / 3)
+    maps = np.zeros((1, 1, 64, 96), np.float32)
+    maps[0, 0, 20:36, 10:80] = 0.9
+    db = DBSettings(0.3, 0.5, 100, 1.6, True)
+    assert fp32_drop("detection", db=db)(np.zeros_like(maps), maps) == 100.0  # box lost

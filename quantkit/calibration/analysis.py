@@ -46,8 +46,8 @@ def calibrate_within_budget(model_dir, calib_set, eval_set, out_dir, config: Cal
                             params_filename: str | None = None,
                             save_model_filename: str = PADDLE_MODEL_FILE,
                             save_params_filename: str = PADDLE_PARAMS_FILE,
-                            on_event: Callable[[str], None] = lambda message: None
-                            ) -> budget.BudgetResult:
+                            on_event: Callable[[str], None] = lambda message: None,
+                            task: str | None = None) -> budget.BudgetResult:
     """Save the first variant whose drop on `eval_set` is within `max_drop` points.
 
     Writes the quantized model and `budget.json` (every trial) into `out_dir`, atomically;
@@ -58,13 +58,26 @@ def calibrate_within_budget(model_dir, calib_set, eval_set, out_dir, config: Cal
     model = check_inference_model(model_dir, model_filename, params_filename)
     result, session = budget.search(lambda c: open_session(model, calib_set, c), config,
                                     eval_set.inputs, eval_set.labels, max_drop, algos,
-                                    max_trials, on_event)
+                                    max_trials, on_event, drop_of=task_drop(eval_set, task))
     if session is None:
         raise QuantkitError(result.summary().replace("\n", "; "))
     with staged_folder(out_dir) as staging:
         session.save(staging, result.chosen.skip, save_model_filename, save_params_filename)
         write_budget_record(result, staging)
     return result
+
+
+def task_drop(eval_set: Dataset, task: str | None = None):
+    """The budget's drop for a detection or recognition eval set (its task metric, vs FP32);
+    None (top-1 or disagreement) for the others. The task: `task`, else the eval set's own
+    (zoo data declares it)."""
+    from quantkit.metrics.tasks import fp32_drop
+    from quantkit.zoo.config import Task
+
+    task = task or eval_set.extra.get("task")
+    if task is None or Task.parse(task, "task") not in (Task.DETECTION, Task.RECOGNITION):
+        return None
+    return fp32_drop(task, eval_set.truth)
 
 
 def write_budget_record(result: budget.BudgetResult, folder: Path) -> Path:

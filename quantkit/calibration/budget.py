@@ -7,7 +7,9 @@ of `max_trials` at most); if none is within `max_drop` points, rank the best one
 by sensitivity (each layer
 quantized alone) and keep the most harmful ones in float, one more per trial, until the
 drop holds or `max_trials` variants were measured. The drop is top-1 points against FP32
-with labels, else the points of argmax disagreement with FP32.
+with labels, else the points of argmax disagreement with FP32; for detection and
+recognition eval sets it is their task metric's drop as bench reports it (box F1, CER;
+`quantkit.metrics.tasks.fp32_drop`): an argmax over pixels or time steps says nothing.
 """
 from __future__ import annotations
 
@@ -66,9 +68,13 @@ def search(make_session: Callable[[CalibrationConfig], CalibrationSession],
            config: CalibrationConfig, inputs: Mapping[str, np.ndarray],
            labels: np.ndarray | None, max_drop: float,
            algos: Sequence[str] | None = None, max_trials: int = DEFAULT_MAX_TRIALS,
-           on_event: Callable[[str], None] = lambda message: None
+           on_event: Callable[[str], None] = lambda message: None,
+           drop_of: Callable[[np.ndarray, np.ndarray], float] | None = None
            ) -> tuple[BudgetResult, CalibrationSession | None]:
-    """Find the first variant within `max_drop`; return it with the session that wrote it."""
+    """Find the first variant within `max_drop`; return it with the session that wrote it.
+
+    `drop_of(outputs, fp32_outputs)` replaces the default drop (top-1 or disagreement).
+    """
     if not (isinstance(max_drop, (int, float)) and math.isfinite(max_drop) and max_drop >= 0):
         raise QuantkitError(f"max drop (--max-drop) must be a finite number of points >= 0, "
                             f"got {max_drop!r}")
@@ -83,7 +89,8 @@ def search(make_session: Callable[[CalibrationConfig], CalibrationSession],
         session = sessions[algo] = make_session(dataclasses.replace(config, algo=algo))
         if reference is None:
             reference = session.outputs(inputs, quantized=False)
-        trial = _measure(session, algo, config.skip_tensor_list, inputs, reference, labels)
+        trial = _measure(session, algo, config.skip_tensor_list, inputs, reference, labels,
+                         drop_of)
         result.trials.append(trial)
         on_event(f"  {algo}: drop {trial.drop_points:.2f} points")
         if trial.drop_points <= max_drop:
@@ -103,7 +110,7 @@ def search(make_session: Callable[[CalibrationConfig], CalibrationSession],
         if layer in skip:
             continue
         skip.append(layer)
-        trial = _measure(session, best.algo, tuple(skip), inputs, reference, labels)
+        trial = _measure(session, best.algo, tuple(skip), inputs, reference, labels, drop_of)
         result.trials.append(trial)
         on_event(f"  {best.algo} with {len(skip)} layer(s) in float: drop "
                  f"{trial.drop_points:.2f} points")
@@ -120,6 +127,9 @@ def _algo_order(first: str, algos: Iterable[str] | None) -> list[str]:
 
 def _measure(session: CalibrationSession, algo: str, skip: Sequence[str],
              inputs: Mapping[str, np.ndarray], reference: np.ndarray,
-             labels: np.ndarray | None) -> Trial:
-    error = OutputError.measure(session.outputs(inputs, skip=skip), reference, labels)
-    return Trial(algo, tuple(skip), error.drop_points(), error)
+             labels: np.ndarray | None,
+             drop_of: Callable[[np.ndarray, np.ndarray], float] | None = None) -> Trial:
+    outputs = session.outputs(inputs, skip=skip)
+    error = OutputError.measure(outputs, reference, labels)
+    drop = error.drop_points() if drop_of is None else round(drop_of(outputs, reference), 4)
+    return Trial(algo, tuple(skip), drop, error)

@@ -133,9 +133,10 @@ def budget_options(command):
                            show_default=True,
                            help="Variants measured at most by --max-drop.")(command)
     return click.option("--max-drop", type=POINTS, default=None,
-                        help="Accuracy budget in points vs FP32 on --eval (top-1 with labels, "
-                             "else disagreement): search algorithms and skip lists until the "
-                             "drop is within it.")(command)
+                        help="Accuracy budget in points vs FP32 on --eval (its task's metric: "
+                             "box F1 or CER for zoo detection/recognition sets, top-1 with "
+                             "labels, else disagreement): search algorithms and skip lists "
+                             "until the drop is within it.")(command)
 
 
 @click.command("calibrate")

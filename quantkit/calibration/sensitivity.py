@@ -40,7 +40,8 @@ class OutputError:
                    argmax_agreement(outputs, reference), accuracy, drop)
 
     def drop_points(self) -> float:
-        """The metric drop a budget checks: top-1 points with labels, else disagreement."""
+        """The default drop a budget checks: top-1 points with labels, else disagreement
+        (a budget on a detection or recognition set checks its task metric instead)."""
         if self.top1_drop_points is not None:
             return self.top1_drop_points
         return round((1.0 - self.agreement) * 100, 4)

@@ -7,7 +7,7 @@ accuracy here: detection is scored on boxes, recognition on decoded text.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -84,6 +84,31 @@ def choose_headline(task: Task | str, metrics: dict, with_truth: bool) -> Headli
     if line.metric == "confident_agreement" and line.metric not in metrics:
         return Headline("argmax_agreement", "agreement with FP32's top class", True)
     return line
+
+
+def fp32_drop(task: Task | str, truth: Sequence | None = None,
+              labels: np.ndarray | None = None, *, charset: Sequence[str] | None = None,
+              db: DBSettings | None = None) -> Callable[[np.ndarray, np.ndarray], float]:
+    """drop(outputs, fp32_outputs): points of `task`'s headline metric lost against FP32,
+    as bench reports it: against the ground truth when there is any (FP32's own value on
+    the same rows is the reference), else the distance from FP32's outputs. An accuracy
+    budget checks this drop (`quantkit.calibration.budget`)."""
+    task = _task(task)
+    with_truth = labels is not None or (truth is not None
+                                        and any(item is not None for item in truth))
+    truth = truth if with_truth and task not in (Task.CLASSIFICATION, Task.GENERIC) else None
+
+    def drop(outputs: np.ndarray, reference: np.ndarray) -> float:
+        metrics = score(task, outputs, reference, truth, labels, charset=charset, db=db)
+        line = choose_headline(task, metrics, with_truth)
+        reference_value = (score(task, reference, reference, truth, labels, charset=charset,
+                                 db=db).get(line.metric) if with_truth else None)
+        points = drop_points(line, metrics, reference_value)
+        if points is None:
+            raise QuantkitError(f"{task} outputs give no {line.metric} to budget on")
+        return points
+
+    return drop
 
 
 def score(task: Task | str, outputs: np.ndarray, reference: np.ndarray | None = None,
