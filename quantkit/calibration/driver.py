@@ -47,6 +47,10 @@ class EngineOptions:
     # kernels' within float32 rounding (~1e-7 relative). False: plain kernels, which give
     # core's programs bit for bit (the tests compare them).
     onednn_forward: bool = True
+    # Program variants (sensitivity analysis, accuracy budgets) on oneDNN kernels too: 1.6x
+    # faster, but oneDNN's cache outlives each variant's program: +0.5 GB of RSS per variant
+    # on 64 PP-OCRv4 recogniser lines (an analysis of its 47 layers passed 20 GB). Off.
+    onednn_variants: bool = False
     # Pass-1 activations kept for pass 2 of KL/hist; above this, pass 2 runs the model again.
     replay_budget_bytes: int = 1 << 30
 

@@ -67,7 +67,7 @@ class CalibrationSession:
         with self._prepared(skip) as (executor, ptq, scope):
             if quantized:
                 driver.write_quantized_program(ptq, self.config, self.stats, scope)
-            with forward_kernels(self.engine.onednn_forward), \
+            with forward_kernels(self.engine.onednn_variants), \
                     driver.inference_attrs(ptq._program):
                 return _run(executor, ptq, scope, inputs)
 
