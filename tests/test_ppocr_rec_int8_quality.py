@@ -6,7 +6,8 @@ AVX-512 VNNI, 2026-12-02; FP32 CER 1.55%): oneDNN INT8 2.00% on the VNNI kernels
 stays float (3.77% with int8 fc; 6.43% with hist scales), OpenVINO INT8 1.78%. What does
 not hold, and is asserted as such so that a fix shows: oneDNN's AVX2 kernels
 (`ONEDNN_MAX_CPU_ISA=AVX2`) give 6.6%, the int8 conv2d alone 6.2% (its depthwise and matmul
-kernels alone 2.4%); ONNX Runtime INT8 3.48% (not tested here).
+kernels alone 2.4%), so a host without VNNI is expected to miss it natively too; ONNX
+Runtime INT8 3.48% (not tested here).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from quantkit.calibration.config import CalibrationConfig
 from quantkit.data import CALIBRATION, EVAL
 from quantkit.data.sources import load_dataset
 from quantkit.datasets.text_crops import rapidocr_model_dir
+from quantkit.machine import cpu_isa
 from quantkit.metrics.tasks import score
 from quantkit.model_files import check_inference_model
 from quantkit.targets.convert import convert, open_artifact
@@ -29,6 +31,7 @@ RECOGNISER = "ch_PP-OCRv4_rec_infer"
 FILES = {"model_filename": "inference.pdmodel", "params_filename": "inference.pdiparams"}
 ZOO_CALIBRATION = CalibrationConfig(algo="mse", batch_size=8, batch_nums=8)  # as zoo.toml
 MAX_CER_RISE = 0.005  # issue 13's bar: half a point of CER over FP32's, vs the truth
+VNNI_HOST = bool({"avx512_vnni", "amx_int8"} & set(cpu_isa().flags))
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +56,9 @@ def test_onednn_int8_recogniser_reads_as_well_as_fp32(setup, isa, request):
     if isa == AVX2:
         request.applymarker(pytest.mark.xfail(
             strict=True, reason="oneDNN's AVX2 int8 conv2d: CER 6.6% vs FP32 1.55% (measured)"))
+    elif not VNNI_HOST:  # a host without VNNI runs older int8 kernels natively: unmeasured
+        request.applymarker(pytest.mark.xfail(
+            reason="oneDNN int8 without VNNI: 6.6% on its AVX2 kernels (measured on VNNI)"))
     assert held_out.rows == 128
     artifact = root / "onednn-int8"
     if not artifact.exists():
