@@ -16,6 +16,7 @@ import statistics
 
 import numpy as np
 import pytest
+from nncf_baseline import nncf_int8
 
 import quantkit  # noqa: F401  - before paddle
 from quantkit.benchmark.measure import time_calls
@@ -27,8 +28,6 @@ from quantkit.datasets.text_crops import rapidocr_model_dir
 from quantkit.metrics.tasks import headline, score
 from quantkit.model_files import check_inference_model
 from quantkit.targets.convert import convert, open_artifact
-from quantkit.targets.openvino import OpenVinoOptions, OpenVinoPredictor
-from quantkit.targets.profile import load_profile
 
 FILES = {"model_filename": "inference.pdmodel", "params_filename": "inference.pdiparams"}
 FP32_TARGETS = ("intel-onednn-fp32", "onnxruntime-fp32", "intel-openvino-fp32")
@@ -52,24 +51,11 @@ def detector(tmp_path_factory):
         runs[target] = open_artifact(convert(model_dir, target, root / target, **FILES).folder)
     for target in INT8_TARGETS:
         runs[target] = open_artifact(convert(calibrated, target, root / target).folder)
-    runs["openvino+nncf-int8"] = _nncf(model_dir, calib, root)
+    runs["openvino+nncf-int8"] = nncf_int8(model_dir / FILES["model_filename"], calib, root)
     predictors = {name: (lambda p: lambda x: p.run({"x": x})[0])(p) for name, p in runs.items()}
     held_out = load_dataset("zoo:ppocr-det-eval", feeds, EVAL)
     reference = _maps(predictors["intel-onednn-fp32"], held_out.inputs["x"])
     return predictors, held_out, reference
-
-
-def _nncf(model_dir, calib, root):
-    nncf = pytest.importorskip("nncf", reason="NNCF is the bench extra: pip install -e .[bench]")
-    import openvino as ov
-
-    dataset = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
-    model = ov.Core().read_model(str(model_dir / FILES["model_filename"]))
-    quantized = nncf.quantize(model, dataset, subset_size=len(calib))
-    ov.save_model(quantized, str(root / "nncf.xml"), compress_to_fp16=False)
-    profile = load_profile("intel-openvino-int8")
-    return OpenVinoPredictor(root / "nncf.xml", OpenVinoOptions.from_profile(profile)
-                             .compile_config(profile.threads))
 
 
 def _maps(run, images) -> np.ndarray:

@@ -13,12 +13,11 @@ import statistics
 
 import numpy as np
 import pytest
+from nncf_baseline import nncf_int8
 
 from quantkit.benchmark.measure import time_calls
 from quantkit.datasets import mnist
 from quantkit.targets.convert import convert, open_artifact
-from quantkit.targets.openvino import OpenVinoOptions, OpenVinoPredictor
-from quantkit.targets.profile import load_profile
 
 ROUNDS = 5
 CALLS_PER_ROUND = {1: 200, 64: 20}
@@ -36,25 +35,16 @@ def quantkit_int8(demo_models, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def nncf_int8(demo_models, tmp_path_factory):
+def nncf_model(demo_models, tmp_path_factory):
     """NNCF's default PTQ on the FP32 model, run by quantkit's own OpenVINO predictor with the
     profile's compile settings, so only the quantization differs. OpenVINO's Paddle frontend
     cannot read the demo model's legacy `mul` op, so NNCF gets the FP32 ONNX export (what
     quantkit's adapter reads for such models too)."""
-    nncf = pytest.importorskip("nncf", reason="NNCF is the bench extra: pip install -e .[bench]")
-    import openvino as ov
-
     fp32_dir, _ = demo_models
     root = tmp_path_factory.mktemp("nncf")
     onnx_dir = convert(fp32_dir, "onnxruntime-fp32", root / "onnx").folder
-    calib = mnist.load("train", limit=CALIB_ROWS).images
-    dataset = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
-    quantized = nncf.quantize(ov.Core().read_model(str(onnx_dir / "model.onnx")), dataset,
-                              subset_size=CALIB_ROWS)
-    ov.save_model(quantized, str(root / "nncf.xml"), compress_to_fp16=False)
-    profile = load_profile("intel-openvino-int8")
-    predictor = OpenVinoPredictor(root / "nncf.xml", OpenVinoOptions.from_profile(profile)
-                                  .compile_config(profile.threads))
+    predictor = nncf_int8(onnx_dir / "model.onnx", mnist.load("train", limit=CALIB_ROWS).images,
+                          root)
     return lambda x: predictor.run({predictor.input_names[0]: x})[0]
 
 
@@ -66,9 +56,9 @@ def _top1(run) -> float:
 
 
 @pytest.mark.parametrize("batch", [1, 64])
-def test_quantkit_openvino_int8_keeps_up_with_nncf(benchmark, quantkit_int8, nncf_int8, batch):
+def test_quantkit_openvino_int8_keeps_up_with_nncf(benchmark, quantkit_int8, nncf_model, batch):
     x = mnist.load("test", limit=batch).images
-    runs = {"quantkit": lambda: quantkit_int8(x), "nncf": lambda: nncf_int8(x)}
+    runs = {"quantkit": lambda: quantkit_int8(x), "nncf": lambda: nncf_model(x)}
     samples = {name: [] for name in runs}
 
     def alternate():
@@ -78,7 +68,7 @@ def test_quantkit_openvino_int8_keeps_up_with_nncf(benchmark, quantkit_int8, nnc
 
     benchmark.pedantic(alternate, rounds=1, iterations=1)
     p50 = {name: statistics.median(values) * 1e3 for name, values in samples.items()}
-    top1 = {"quantkit": _top1(quantkit_int8), "nncf": _top1(nncf_int8)}
+    top1 = {"quantkit": _top1(quantkit_int8), "nncf": _top1(nncf_model)}
     benchmark.group = f"OpenVINO INT8 vs NNCF, batch {batch}"
     benchmark.extra_info.update(p50_ms=p50, top1=top1, ratio=p50["quantkit"] / p50["nncf"])
     measured = (f"p50 quantkit {p50['quantkit']:.3f} ms vs NNCF {p50['nncf']:.3f} ms; top-1 "

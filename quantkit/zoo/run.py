@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from quantkit.calibration.config import COMMAND_LINE, CalibrationConfig
 from quantkit.atomic import confined, replaceable_output, write_text_atomic
 from quantkit.benchmark.results import BenchResults
 from quantkit.errors import QuantkitError
 from quantkit.pipeline import PreparedRun, RunSettings
+from quantkit.zoo.config import ZooModel
 
 ZOO_SUMMARY = "zoo.md"
 
@@ -45,7 +47,6 @@ def check_zoo(zoo_path: Path, only: Sequence[str] = (), eval_limit: int | None =
     `only` picks models by name; the limits and `det_size` shrink every data set (quick
     runs and tests); `det_size` applies to zoo: detection sets only.
     """
-    from quantkit.calibration.config import COMMAND_LINE
     from quantkit.data import CALIBRATION, EVAL
     from quantkit.data.sources import load_dataset
     from quantkit.model_files import check_inference_model
@@ -64,11 +65,7 @@ def check_zoo(zoo_path: Path, only: Sequence[str] = (), eval_limit: int | None =
             model = check_inference_model(model_dir, entry.model_filename,
                                           entry.params_filename)
             profiles = [load_profile(name) for name in entry.targets]
-            calibration = dataclasses.replace(COMMAND_LINE, **{
-                key: value for key, value in (("algo", entry.algo),
-                                              ("batch_size", entry.calib_batch_size),
-                                              ("batch_nums", entry.calib_batches))
-                if value is not None})
+            calibration = zoo_calibration(entry)
             needs_calib = any(profile.precision == Precision.INT8 for profile in profiles)
             data = []
             for spec, role, limit in ((entry.calib, CALIBRATION, calib_limit),
@@ -214,3 +211,11 @@ def _against_fp32(accuracy) -> tuple[str, str]:
     if value is None:
         return line.label, MISSING
     return line.label, f"{value:.1f} dB" if line.unit == "dB" else fmt_pct(value)
+
+
+def zoo_calibration(entry: ZooModel) -> CalibrationConfig:
+    """The command line's calibration with the zoo entry's algo and batches."""
+    return dataclasses.replace(COMMAND_LINE, **{
+        key: value for key, value in (("algo", entry.algo), ("batch_size", entry.calib_batch_size),
+                                      ("batch_nums", entry.calib_batches))
+        if value is not None})
