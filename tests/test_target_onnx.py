@@ -94,6 +94,15 @@ def test_quantize_linear_matches_onnx_runtime():
     assert onnx.checker.check_model(model) is None
 
 
+def test_an_all_zero_channel_with_scale_zero_quantizes_to_its_zero_point():
+    weight = np.zeros((2, 3), np.float32)
+    weight[1] = [0.5, -1.0, 1.0]
+    with np.errstate(all="raise"):  # no 0/0
+        q = quantize_linear(weight, np.array([0.0, 1 / 127], np.float32),
+                            np.array([3, 0], np.int8), axis=0)
+    np.testing.assert_array_equal(q, [[3, 3, 3], [64, -127, 127]])
+
+
 # ---- the shared model through the adapter ----------------------------------------------
 
 def _model(folder: Path, stem: str):

@@ -49,7 +49,12 @@ def quantize_linear(weight: np.ndarray, scale: np.ndarray, zero_point: np.ndarra
         shape = [1] * weight.ndim
         shape[axis % weight.ndim] = scale.size
         scale, zero = scale.reshape(shape), zero.reshape(shape)
-    scaled = np.rint(np.asarray(weight, dtype=np.float32) / scale)  # rint: half to even
+    weight = np.asarray(weight, dtype=np.float32)
+    # A scale of 0 is an all-zero channel (its abs max): it quantizes to the zero point, not
+    # to 0/0 = NaN cast to an arbitrary integer (the PP-OCRv4 recogniser has such channels).
+    scale, weight = np.broadcast_arrays(scale, weight)
+    scaled = np.rint(np.divide(weight, scale, out=np.zeros(weight.shape, np.float32),
+                               where=scale != 0))  # rint: half to even
     return np.clip(scaled + zero, low, high).astype(out_dtype)
 
 
