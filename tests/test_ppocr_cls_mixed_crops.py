@@ -12,43 +12,22 @@ op set makes none here: 0.0366 both).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from kernels import onednn_isas, run_artifact
+from zoo_int8 import calibrated_as_zoo
 
 import quantkit  # noqa: F401  - before paddle
-from quantkit.calibration.calibrate import calibrate
-from quantkit.data import CALIBRATION, EVAL
-from quantkit.data.sources import load_dataset
-from quantkit.datasets.text_crops import rapidocr_model_dir
 from quantkit.metrics.tasks import score
-from quantkit.model_files import check_inference_model
 from quantkit.targets.convert import convert, open_artifact
-from quantkit.zoo.config import load_zoo
-from quantkit.zoo.run import zoo_calibration
 
-CLASSIFIER = "ch_ppocr_mobile_v2_cls_infer"
-FILES = {"model_filename": "inference.pdmodel", "params_filename": "inference.pdiparams"}
-ZOO_CALIBRATION = zoo_calibration(load_zoo(Path(__file__).parents[1] / "zoo.toml")
-                                  .named("ppocr-cls"))
 MIN_CONFIDENT_AGREEMENT, MAX_MEAN_PROB_DIFF = 0.99, 0.05
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("cls")
-    model_dir = rapidocr_model_dir(CLASSIFIER)
-    feeds = check_inference_model(model_dir, **FILES).feeds
-    calib = load_dataset("zoo:ppocr-cls-calib", feeds, CALIBRATION).inputs["x"]
-    step = ZOO_CALIBRATION.batch_size
-    batches = [{"x": calib[i:i + step]} for i in range(0, len(calib), step)]
-    calibrated = calibrate(None, model_dir, root / "int8", ZOO_CALIBRATION, data_loader=batches,
-                           **FILES).path
-    held_out = load_dataset("zoo:ppocr-cls-eval", feeds, EVAL)
-    fp32 = open_artifact(convert(model_dir, "intel-onednn-fp32", root / "fp32", **FILES).folder)
-    reference = np.concatenate([fp32.run(rows)[0] for rows in held_out.batches(64)])
+    calibrated, held_out, reference = calibrated_as_zoo("ppocr-cls", root, eval_batch=64)
     return calibrated, root, held_out, reference
 
 

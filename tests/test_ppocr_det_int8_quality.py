@@ -11,41 +11,24 @@ The IoU bar holds with 0.02-0.03 to spare.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from kernels import onednn_isas, run_artifact
+from zoo_int8 import calibrated_as_zoo
 
 import quantkit  # noqa: F401  - before paddle
-from quantkit.calibration.calibrate import calibrate
-from quantkit.calibration.config import CalibrationConfig
-from quantkit.data import CALIBRATION, EVAL
-from quantkit.data.sources import load_dataset
-from quantkit.datasets.text_crops import rapidocr_model_dir
 from quantkit.metrics.tasks import score
-from quantkit.model_files import check_inference_model
-from quantkit.targets.convert import convert, open_artifact
+from quantkit.targets.convert import convert
 
 pytestmark = pytest.mark.slow
-DETECTOR = "ch_PP-OCRv4_det_infer"
-FILES = {"model_filename": "inference.pdmodel", "params_filename": "inference.pdiparams"}
-ZOO_CALIBRATION = CalibrationConfig(algo="hist", batch_size=2, batch_nums=6)  # as zoo.toml
 MIN_MAP_IOU, MIN_BOX_F1 = 0.9, 0.95  # issue 13's bar, vs FP32
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("det640")
-    model_dir = rapidocr_model_dir(DETECTOR)
-    feeds = check_inference_model(model_dir, **FILES).feeds
-    calib = load_dataset("zoo:ppocr-det-calib", feeds, CALIBRATION, limit=12).inputs
-    batches = [{name: array[i:i + 2] for name, array in calib.items()} for i in range(0, 12, 2)]
-    calibrated = calibrate(None, model_dir, root / "int8", ZOO_CALIBRATION, data_loader=batches,
-                           **FILES).path
-    held_out = load_dataset("zoo:ppocr-det-eval", feeds, EVAL)
-    fp32 = open_artifact(convert(model_dir, "intel-onednn-fp32", root / "fp32", **FILES).folder)
-    reference = np.concatenate([fp32.run(rows)[0] for rows in held_out.batches(4)])
-    int8 = convert(calibrated, "intel-onednn-int8", root / "onednn-int8")
-    return int8, held_out, reference
+    calibrated, held_out, reference = calibrated_as_zoo("ppocr-det", root, calib_limit=12,
+                                                        eval_batch=4)
+    return convert(calibrated, "intel-onednn-int8", root / "onednn-int8"), held_out, reference
 
 
 @pytest.mark.parametrize("isa", onednn_isas())

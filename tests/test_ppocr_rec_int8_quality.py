@@ -11,29 +11,17 @@ Runtime INT8 3.48% (not tested here).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from kernels import AVX2, onednn_isas, run_artifact
+from zoo_int8 import calibrated_as_zoo
 
 import quantkit  # noqa: F401  - before paddle
-from quantkit.calibration.calibrate import calibrate
-from quantkit.data import CALIBRATION, EVAL
-from quantkit.data.sources import load_dataset
-from quantkit.datasets.text_crops import rapidocr_model_dir
 from quantkit.machine import cpu_isa
 from quantkit.metrics.tasks import score
-from quantkit.model_files import check_inference_model
 from quantkit.targets.convert import convert, open_artifact
-from quantkit.zoo.config import load_zoo
-from quantkit.zoo.run import zoo_calibration
 
 pytestmark = pytest.mark.slow
-RECOGNISER = "ch_PP-OCRv4_rec_infer"
-FILES = {"model_filename": "inference.pdmodel", "params_filename": "inference.pdiparams"}
-ZOO_CALIBRATION = zoo_calibration(load_zoo(Path(__file__).parents[1] / "zoo.toml")
-                                  .named("ppocr-rec"))
 MAX_CER_RISE = 0.005  # issue 13's bar: half a point of CER over FP32's, vs the truth
 VNNI_HOST = bool({"avx512_vnni", "amx_int8"} & set(cpu_isa().flags))
 
@@ -41,16 +29,7 @@ VNNI_HOST = bool({"avx512_vnni", "amx_int8"} & set(cpu_isa().flags))
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("rec")
-    model_dir = rapidocr_model_dir(RECOGNISER)
-    feeds = check_inference_model(model_dir, **FILES).feeds
-    calib = load_dataset("zoo:ppocr-rec-calib", feeds, CALIBRATION).inputs["x"]
-    step = ZOO_CALIBRATION.batch_size
-    batches = [{"x": calib[i:i + step]} for i in range(0, len(calib), step)]
-    calibrated = calibrate(None, model_dir, root / "int8", ZOO_CALIBRATION, data_loader=batches,
-                           **FILES).path
-    held_out = load_dataset("zoo:ppocr-rec-eval", feeds, EVAL)
-    fp32 = open_artifact(convert(model_dir, "intel-onednn-fp32", root / "fp32", **FILES).folder)
-    reference = np.concatenate([fp32.run(rows)[0] for rows in held_out.batches(16)])
+    calibrated, held_out, reference = calibrated_as_zoo("ppocr-rec", root)
     fp32_cer = score("recognition", reference, truth=held_out.truth)["cer_vs_truth"]
     return calibrated, root, held_out, reference, fp32_cer
 
