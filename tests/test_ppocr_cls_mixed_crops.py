@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kernels import onednn_isas, run_artifact
+from kernels import onednn_isas, run_artifact, unmeasured_openvino_int8
 from zoo_int8 import calibrated_as_zoo
 
 import quantkit  # noqa: F401  - before paddle
@@ -48,6 +48,7 @@ def test_onednn_int8_classifier_holds_on_mixed_crops(setup, isa):
     _check(probabilities, reference, held_out)
 
 
+@unmeasured_openvino_int8()
 def test_openvino_int8_classifier_holds_on_mixed_crops(setup):
     calibrated, root, held_out, reference = setup
     predictor = open_artifact(convert(calibrated, "intel-openvino-int8", root / "ov").folder)

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kernels import AVX2, onednn_isas, run_artifact
+from kernels import AVX2, onednn_isas, run_artifact, unmeasured_openvino_int8, vnni_host
 from zoo_int8 import calibrated_as_zoo
 
 import quantkit  # noqa: F401  - before paddle
-from quantkit.machine import cpu_isa
 from quantkit.metrics.tasks import score
 from quantkit.targets.convert import convert, open_artifact
 
 pytestmark = pytest.mark.slow
 MAX_CER_RISE = 0.005  # issue 13's bar: half a point of CER over FP32's, vs the truth
-VNNI_HOST = bool({"avx512_vnni", "amx_int8"} & set(cpu_isa().flags))
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +38,7 @@ def test_onednn_int8_recogniser_reads_as_well_as_fp32(setup, isa, request):
     if isa == AVX2:
         request.applymarker(pytest.mark.xfail(
             strict=True, reason="oneDNN's AVX2 int8 conv2d: CER 6.6% vs FP32 1.55% (measured)"))
-    elif not VNNI_HOST:  # a host without VNNI runs older int8 kernels natively: unmeasured
+    elif not vnni_host():  # a host without VNNI runs older int8 kernels natively: unmeasured
         request.applymarker(pytest.mark.xfail(
             reason="oneDNN int8 without VNNI: 6.6% on its AVX2 kernels (measured on VNNI)"))
     assert held_out.rows == 128
@@ -52,6 +50,7 @@ def test_onednn_int8_recogniser_reads_as_well_as_fp32(setup, isa, request):
     assert metrics["cer_vs_truth"] <= fp32_cer + MAX_CER_RISE, (fp32_cer, metrics)
 
 
+@unmeasured_openvino_int8()
 def test_openvino_int8_recogniser_reads_as_well_as_fp32(setup):
     calibrated, root, held_out, reference, fp32_cer = setup
     predictor = open_artifact(convert(calibrated, "intel-openvino-int8", root / "ov-int8").folder)
