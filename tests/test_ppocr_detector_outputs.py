@@ -104,18 +104,7 @@ def test_the_calibrated_model_runs_as_written_in_paddle_inference_onednn_int8(
     """Issue 13's "deployable as written": the folder calibration wrote, loaded as Paddle's
     docs deploy an INT8 model (enable_mkldnn + enable_mkldnn_int8, nothing of quantkit),
     returns float maps, the artifact's own."""
-    from paddle import inference
-
-    config = inference.Config(str(calibrated.model_file), str(calibrated.params_file))
-    config.disable_gpu()
-    config.enable_mkldnn()
-    config.enable_mkldnn_int8()
-    predictor = inference.create_predictor(config)
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    handle.reshape(images.shape)
-    handle.copy_from_cpu(images)
-    predictor.run()
-    maps = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+    maps = _plain_onednn_int8(calibrated.model_file, calibrated.params_file, images)
     assert maps.dtype == np.float32 and np.isfinite(maps).all()
     (expected,) = open_artifact(int8_artifact).run({text_crops.INPUT_NAME: images})
     agreement = np.mean((maps > DB_THRESHOLD) == (expected > DB_THRESHOLD))
@@ -124,8 +113,6 @@ def test_the_calibrated_model_runs_as_written_in_paddle_inference_onednn_int8(
 
 def test_calibration_under_other_file_names_is_deployable_too(detector, images, tmp_path):
     """quant_post_static's save_model_filename / save_params_filename: the same repair."""
-    from paddle import inference
-
     crops = text_crops.detector_images(SIZE, 2, seed=text_crops.SEED)
     quantized = calibrate(None, detector, tmp_path / "q",
                           CalibrationConfig(algo="abs_max", batch_size=1, batch_nums=2),
@@ -137,14 +124,22 @@ def test_calibration_under_other_file_names_is_deployable_too(detector, images, 
     assert sorted(p.name for p in quantized.path.glob("*.pd*")) == ["det_int8.pdmodel",
                                                                    "weights.pdiparams"]
     assert quantized.float_weights.op_types == ("conv2d_transpose",)
-    config = inference.Config(str(quantized.model_file), str(quantized.params_file))
+    maps = _plain_onednn_int8(quantized.model_file, quantized.params_file, images[:1])
+    assert maps.dtype == np.float32 and np.isfinite(maps).all()
+
+
+def _plain_onednn_int8(model_file, params_file, images) -> np.ndarray:
+    """The first output of `images` through Paddle Inference as its docs deploy an INT8
+    model (enable_mkldnn + enable_mkldnn_int8), nothing of quantkit."""
+    from paddle import inference
+
+    config = inference.Config(str(model_file), str(params_file))
     config.disable_gpu()
     config.enable_mkldnn()
     config.enable_mkldnn_int8()
     predictor = inference.create_predictor(config)
     handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    handle.reshape(images[:1].shape)
-    handle.copy_from_cpu(images[:1])
+    handle.reshape(images.shape)
+    handle.copy_from_cpu(images)
     predictor.run()
-    maps = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
-    assert maps.dtype == np.float32 and np.isfinite(maps).all()
+    return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
