@@ -224,5 +224,6 @@ def runtime_versions() -> dict[str, str]:
 def describe() -> list[dict]:
     """One record per side env for `doctor`: ready or not, where, why."""
     return [{"name": side.name, "ready": ready(side.name), "path": str(env_dir(side.name)),
-             "packages": list(side.packages), "python": f"CPython {side.python}" if side.python else "the kit's Python",
+             "packages": list(side.packages),
+             "python": f"CPython {side.python}" if side.python else "the kit's Python",
              "why": side.why} for side in SPECS.values()]
