@@ -19,7 +19,9 @@ from quantkit.calibration.session import CalibrationSession
 from quantkit.data import Dataset
 from quantkit.errors import QuantkitError
 from quantkit.files import BUDGET_RECORD, PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE
+from quantkit.metrics.tasks import fp32_drop
 from quantkit.model_files import InferenceModel, check_inference_model
+from quantkit.zoo.config import Task
 
 
 def open_session(model: InferenceModel, calib_set: Dataset, config: CalibrationConfig,
@@ -71,9 +73,6 @@ def task_drop(eval_set: Dataset, task: str | None = None):
     """The budget's drop for a detection or recognition eval set (its task metric, vs FP32);
     None (top-1 or disagreement) for the others. The task: `task`, else the eval set's own
     (zoo data declares it)."""
-    from quantkit.metrics.tasks import fp32_drop
-    from quantkit.zoo.config import Task
-
     task = task or eval_set.extra.get("task")
     if task is None or Task.parse(task, "task") not in (Task.DETECTION, Task.RECOGNITION):
         return None
