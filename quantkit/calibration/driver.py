@@ -9,9 +9,10 @@ this driver keeps exactly that and replaces the sampling:
 1. `prepare_program`: core's `_load_model_data` + `_collect_target_varnames` (quantizable
    ops, `skip_tensor_list`, `is_full_quantize`, `optimize_model`'s BN fusion).
 2. `collect_activation_stats`: one `executor.run` per batch fetching every activation
-   together into the numpy observers (`quantkit.calibration.observers`); two-pass algos
-   replay the first pass's activations from memory (bounded) instead of a second forward;
-   the forward runs on oneDNN kernels where Paddle has them (5-7x faster on this CPU).
+   together, as views of Paddle's tensors (`zero_copy`), into the numpy observers
+   (`quantkit.calibration.observers`); two-pass algos replay the first pass's activations
+   from memory (bounded) instead of a second forward; the forward runs on oneDNN kernels
+   where Paddle has them (5-7x faster on this CPU).
 3. `write_quantized_program`: raw thresholds into core's dicts, then core's own tail
    (`_update_program`, output thresholds, persistable move) and save.
 
@@ -34,6 +35,7 @@ from quantkit.calibration.algorithms import Engine, algorithm
 from quantkit.calibration.config import CalibrationConfig
 from quantkit.calibration.observers import PerChannelAbsMaxObserver, weight_quant_axis
 from quantkit.calibration.scoped_paddle import fast_graph_edits, forward_kernels
+from quantkit.calibration.zero_copy import fetch_arrays
 from quantkit.errors import QuantkitError
 from quantkit.suggest import did_you_mean
 from quantkit.model_files import InferenceModel
@@ -125,37 +127,49 @@ def collect_activation_stats(executor, ptq, batches: Iterable[dict], config: Cal
                             f"{core_only_reason(config)}")
     names = sorted(ptq._quantized_act_var_name)
     observers = {name: spec.observer(config, name) for name in names}
-    passes = spec.passes
-    kept: list[list[np.ndarray]] | None = [] if passes == 2 else None
+    two_pass = spec.passes == 2
+    kept: list[list[np.ndarray]] | None = [] if two_pass else None
     kept_bytes = 0
     seen = 0
+
+    def feed(tensors: list[str], values: list[np.ndarray]) -> None:
+        for name, value in zip(tensors, values):
+            observers[name].observe(value)
+        if on_batch is not None:
+            on_batch()
+
     with forward_kernels(engine.onednn_forward), inference_attrs(ptq._program):
-        for pass_index in range(passes):
-            replay = pass_index == 1 and kept is not None
-            source = iter(kept) if replay else iter(batches)
-            fed = 0
-            for item in source:
-                values = item if replay else executor.run(
-                    program=ptq._program, feed=item, fetch_list=names, return_numpy=True,
-                    scope=scope)
-                if pass_index == 0 and kept is not None:
-                    kept_bytes += sum(v.nbytes for v in values)
-                    if kept_bytes > engine.replay_budget_bytes:
-                        kept = None  # pass 2 runs the model again
-                    else:
-                        kept.append(values)
-                for name, value in zip(names, values):
-                    observers[name].observe(value)
-                fed += 1
-                if on_batch is not None:
-                    on_batch()
-            if pass_index == 0:
-                seen = fed
-                if fed == 0:
-                    raise QuantkitError("the calibration data produced no batch")
+        for item in batches:
+            values = fetch_arrays(executor, ptq._program, item, names, scope)
+            if kept is not None:
+                kept_bytes += sum(v.nbytes for v in values)
+                if kept_bytes > engine.replay_budget_bytes:
+                    kept = None  # pass 2 runs the model again
+                else:
+                    kept.append(values)
+            feed(names, values)
+            seen += 1
+        if seen == 0:
+            raise QuantkitError("the calibration data produced no batch")
+        if two_pass:
             for observer in observers.values():
-                if observer.passes == 2:
-                    observer.end_pass()
+                observer.end_pass()
+            again = [name for name in names if getattr(observers[name], "needs_second_pass",
+                                                       True)]
+            if again and kept is not None:
+                where = [names.index(name) for name in again]
+                for values in kept:
+                    feed(again, [values[i] for i in where])
+            elif again:
+                for item in batches:
+                    feed(again, [np.asarray(item[name]) for name in again]
+                         if all(name in item for name in again)  # model inputs: no forward
+                         else fetch_arrays(executor, ptq._program, item, again, scope))
+            else:  # every threshold is known already: the progress bar's second pass is done
+                for _ in range(seen if on_batch is not None else 0):
+                    on_batch()
+            for observer in observers.values():
+                observer.end_pass()
     stats = ActivationStats(algo=config.algo, batches_seen=seen)
     for name, observer in observers.items():
         if not observer.has_data:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from quantkit.calibration.observers.base import ObserverBase, positive, register_observer
+from quantkit.calibration.observers.tail import UpperTail, percentile_bin
 from quantkit.errors import QuantkitError
 
 # Ops whose weight's output channels are axis 1 (core utils.py:22 `_channelwise_quant_axis1_ops`):
@@ -163,6 +164,11 @@ def hist_threshold(counts: np.ndarray, bin_width: float, percent: float) -> floa
     shares = np.cumsum(counts / float(counts.sum()))
     reached = np.flatnonzero(shares >= percent)
     index = reached[0] if reached.size else np.flatnonzero(counts)[-1]
+    return bin_threshold(index, bin_width)
+
+
+def bin_threshold(index: int, bin_width: float) -> float:
+    """Core's T for histogram bin `index`: the bin's centre, measured from 0."""
     return float((index + 0.5) * bin_width)
 
 
@@ -275,6 +281,10 @@ class TwoPassHistObserver(ObserverBase):
     and ~0.5 for a constant or all-zero tensor. `from_zero=True` starts the bins at 0 instead
     (no offset bug, core's resolution) and gives EPSILON for all zeros. Only the negative-T
     bug of hist_percent=1.0 is always fixed (see `hist_threshold`). Batch order is irrelevant.
+
+    Pass 1 also keeps the upper tail of |x| (`tail.UpperTail`); when it decides core's bin
+    for certain, `needs_second_pass` is False and pass 2 may be skipped (fed or not, the
+    threshold is the same: tested).
     """
 
     passes = 2
@@ -293,6 +303,14 @@ class TwoPassHistObserver(ObserverBase):
         self.counts = np.zeros(self.bins, dtype=np.int64)
         self.edges: np.ndarray | None = None
         self.dropped = 0
+        self._tail: UpperTail | None = UpperTail(1.0 - self.percent, self.bins)
+        self._range_values = 0
+        self._tail_bin: int | None = None  # core's bin, when pass 1's tail decided it
+
+    @property
+    def needs_second_pass(self) -> bool:
+        """Whether pass 2's histogram is needed for core's threshold (after pass 1)."""
+        return self._tail_bin is None
 
     def observe(self, x: np.ndarray) -> None:
         if self.passes_done == 0:
@@ -307,6 +325,10 @@ class TwoPassHistObserver(ObserverBase):
         if self.passes_done == 0 and self.abs_max is not None:
             self._range = (0.0 if self.from_zero else self.abs_min, self.abs_max)
             self.edges = np.histogram([], bins=self.bins, range=self._range)[1]
+            self._tail_bin = percentile_bin(self._tail, self.edges, self._range_values,
+                                            self.percent)
+        if self.passes_done == 0:
+            self._tail = None  # its memory: the bin is decided or pass 2 counts it
         self.passes_done += 1
 
     def scale(self) -> float:
@@ -326,6 +348,8 @@ class TwoPassHistObserver(ObserverBase):
         self._refuse(index, (lo, hi), "pass-1 batch")
         self.abs_min = lo if self.abs_min is None else min(self.abs_min, lo)
         self.abs_max = hi if self.abs_max is None else max(self.abs_max, hi)
+        self._tail.add(absolute.reshape(-1))
+        self._range_values += absolute.size
 
     def _observe(self, x: np.ndarray, index: int) -> None:
         if self.edges is None:
@@ -340,9 +364,15 @@ class TwoPassHistObserver(ObserverBase):
         self.counts += counts
         self.dropped += x.size - int(counts.sum())
 
+    @property
+    def has_data(self) -> bool:
+        return self.values > 0 or (self.batches == 0 and self._tail_bin is not None)
+
     def _scale(self) -> float:
         if self.from_zero and self.abs_max == 0.0:
             return positive(0.0)
+        if self.batches == 0 and self._tail_bin is not None:  # pass 2 was skipped
+            return bin_threshold(self._tail_bin, self.edges[1] - self.edges[0])
         if self.counts.sum() == 0:
             raise QuantkitError(f"{self._label}: pass 2 saw no value inside pass 1's range; "
                                 "feed both passes the same batches")
